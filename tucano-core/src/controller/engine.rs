@@ -1,0 +1,655 @@
+//! The controller's task: owns every service, instance and worker record and handles one
+//! message at a time.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::persistence::Persistence;
+use super::records::{InstanceRecord, ServiceRecord};
+use super::worker_registry::{WorkerRecord, WorkerRegistry};
+use super::{ControllerConfig, ControllerError, ControllerParts};
+use crate::model::{
+    InstanceEvent, InstanceId, InstanceSpec, InstanceState, ServiceName, ServiceSpec, WorkerId,
+    validate_replicas,
+};
+use crate::store::{StoreOp, StoredState};
+use crate::transport::{Endpoint, TransportError, WorkerAddress};
+use crate::wire::{
+    Heartbeat, Registration, RegistrationReply, ServiceView, StartReply, StopReply, WorkerView,
+};
+
+/// A reply channel.
+pub(crate) type Reply<T> = oneshot::Sender<T>;
+
+/// What a delete answers at once: the service, and a receiver for its final view when
+/// instances still have to terminate.
+pub(crate) type DeleteStarted = (ServiceView, Option<oneshot::Receiver<ServiceView>>);
+
+/// Messages to the controller's task.
+pub(crate) enum Command {
+    CreateService(ServiceSpec, Reply<Result<ServiceView, ControllerError>>),
+    ListServices(Reply<Vec<ServiceView>>),
+    GetService(String, Reply<Result<ServiceView, ControllerError>>),
+    ScaleService(String, u32, Reply<Result<ServiceView, ControllerError>>),
+    DeleteService(String, Reply<Result<DeleteStarted, ControllerError>>),
+    ListWorkers(Reply<Vec<WorkerView>>),
+    Register(
+        Box<Registration>,
+        Reply<Result<RegistrationReply, ControllerError>>,
+    ),
+    Heartbeat(Box<Heartbeat>, Reply<Result<(), ControllerError>>),
+    Deregister(WorkerId, Reply<Result<(), ControllerError>>),
+    StartDone {
+        service: ServiceName,
+        instance: InstanceId,
+        worker: WorkerId,
+        result: Result<StartReply, TransportError>,
+    },
+    StopDone {
+        service: ServiceName,
+        instance: InstanceId,
+        result: Result<StopReply, TransportError>,
+    },
+    OrphanStopDone(InstanceId),
+    Shutdown(Reply<()>),
+}
+
+pub(crate) struct Engine {
+    pub config: ControllerConfig,
+    pub parts: ControllerParts,
+    pub services: BTreeMap<ServiceName, ServiceRecord>,
+    pub workers: WorkerRegistry,
+    /// Our own inbox, for tasks that report call outcomes.
+    pub inbox: mpsc::Sender<Command>,
+    pub persistence: Persistence,
+    persist_failed: mpsc::Receiver<()>,
+    pub delete_waiters: HashMap<ServiceName, Vec<oneshot::Sender<ServiceView>>>,
+    /// Services whose routable endpoints may have changed.
+    pub dirty_routes: HashSet<ServiceName>,
+    /// Instances on workers the controller does not want, with a stop in flight.
+    pub orphan_stops: HashSet<InstanceId>,
+    /// Something changed that a reconcile pass should look at.
+    pub needs_reconcile: bool,
+}
+
+impl Engine {
+    pub fn new(
+        config: ControllerConfig,
+        parts: ControllerParts,
+        stored: StoredState,
+        inbox: mpsc::Sender<Command>,
+    ) -> Self {
+        let (failed, persist_failed) = mpsc::channel(1);
+        let persistence = Persistence::start(parts.store.clone(), config.store_retry, failed);
+        let mut engine = Self {
+            config,
+            parts,
+            services: BTreeMap::new(),
+            workers: WorkerRegistry::default(),
+            inbox,
+            persistence,
+            persist_failed,
+            delete_waiters: HashMap::new(),
+            dirty_routes: HashSet::new(),
+            orphan_stops: HashSet::new(),
+            needs_reconcile: true,
+        };
+        engine.restore(stored);
+        engine
+    }
+
+    fn restore(&mut self, stored: StoredState) {
+        for service in stored.services {
+            let name = service.spec.name.clone();
+            let mut record = ServiceRecord::new(service.spec);
+            record.created_at = service.created_at;
+            record.deleting = service.deleting;
+            self.services.insert(name.clone(), record);
+            self.dirty_routes.insert(name);
+        }
+        for view in &stored.instances {
+            if let Some(service) = self.services.get_mut(&view.service) {
+                service
+                    .instances
+                    .insert(view.id, InstanceRecord::restore(view));
+            }
+        }
+        for view in &stored.workers {
+            self.workers.insert(WorkerRecord::restore(view));
+        }
+        if !self.services.is_empty() || !stored.workers.is_empty() {
+            tracing::info!(
+                services = self.services.len(),
+                instances = stored.instances.len(),
+                workers = stored.workers.len(),
+                "restored controller state from the store"
+            );
+        }
+    }
+
+    pub async fn run(mut self, mut queue: mpsc::Receiver<Command>) {
+        let mut tick = tokio::time::interval(self.config.tick);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = queue.recv() => {
+                    let Some(command) = command else { break };
+                    if let Command::Shutdown(reply) = command {
+                        self.flush();
+                        self.persistence.finish().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    self.handle(command);
+                }
+                _ = tick.tick() => self.on_tick(),
+                Some(()) = self.persist_failed.recv() => self.mark_everything_dirty(),
+            }
+            if self.needs_reconcile {
+                self.reconcile();
+            }
+            self.publish_routes();
+        }
+        self.flush();
+        self.persistence.finish().await;
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        for id in self.workers.expire(now, self.config.liveness_timeout) {
+            tracing::warn!(worker = %id, timeout = ?self.config.liveness_timeout, "worker stopped sending heartbeats; declaring it dead");
+            self.persistence.dirty.workers.insert(id.clone());
+            self.lose_worker_instances(&id, "its worker stopped sending heartbeats", |_| true);
+        }
+        for id in self
+            .workers
+            .prune_dead(now, self.config.dead_worker_retention)
+        {
+            self.persistence.dirty.workers.insert(id);
+        }
+        self.needs_reconcile = true;
+        self.flush();
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::CreateService(spec, reply) => {
+                let _ = reply.send(self.create_service(spec));
+            }
+            Command::ListServices(reply) => {
+                let _ = reply.send(self.services.values().map(ServiceRecord::view).collect());
+            }
+            Command::GetService(name, reply) => {
+                let _ = reply.send(self.service(&name).map(ServiceRecord::view));
+            }
+            Command::ScaleService(name, replicas, reply) => {
+                let _ = reply.send(self.scale_service(&name, replicas));
+            }
+            Command::DeleteService(name, reply) => {
+                let _ = reply.send(self.delete_service(&name));
+            }
+            Command::ListWorkers(reply) => {
+                let _ = reply.send(self.worker_views());
+            }
+            Command::Register(registration, reply) => {
+                let _ = reply.send(self.register(*registration));
+            }
+            Command::Heartbeat(heartbeat, reply) => {
+                let _ = reply.send(self.heartbeat(*heartbeat));
+            }
+            Command::Deregister(id, reply) => {
+                let _ = reply.send(self.deregister(&id));
+            }
+            Command::StartDone {
+                service,
+                instance,
+                worker,
+                result,
+            } => self.start_done(&service, instance, &worker, result),
+            Command::StopDone {
+                service,
+                instance,
+                result,
+            } => self.stop_done(&service, instance, result),
+            Command::OrphanStopDone(id) => {
+                self.orphan_stops.remove(&id);
+            }
+            Command::Shutdown(reply) => {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn service(&self, name: &str) -> Result<&ServiceRecord, ControllerError> {
+        name.parse::<ServiceName>()
+            .ok()
+            .and_then(|name| self.services.get(&name))
+            .ok_or_else(|| ControllerError::ServiceNotFound(name.to_owned()))
+    }
+
+    fn live_service_mut(&mut self, name: &str) -> Result<&mut ServiceRecord, ControllerError> {
+        let service = name
+            .parse::<ServiceName>()
+            .ok()
+            .and_then(|name| self.services.get_mut(&name))
+            .ok_or_else(|| ControllerError::ServiceNotFound(name.to_owned()))?;
+        if service.deleting {
+            return Err(ControllerError::ServiceDeleting(service.spec.name.clone()));
+        }
+        Ok(service)
+    }
+
+    fn create_service(&mut self, spec: ServiceSpec) -> Result<ServiceView, ControllerError> {
+        spec.validate()
+            .map_err(|e| ControllerError::Invalid(e.to_string()))?;
+        if let Some(existing) = self.services.get(&spec.name) {
+            return Err(if existing.deleting {
+                ControllerError::ServiceDeleting(spec.name)
+            } else {
+                ControllerError::ServiceExists(spec.name)
+            });
+        }
+        let name = spec.name.clone();
+        tracing::info!(service = %name, replicas = spec.replicas, "service created");
+        self.services.insert(name.clone(), ServiceRecord::new(spec));
+        self.persistence.dirty.services.insert(name.clone());
+        self.reconcile();
+        self.placement_outcome(&name)
+    }
+
+    fn scale_service(&mut self, name: &str, replicas: u32) -> Result<ServiceView, ControllerError> {
+        validate_replicas(replicas).map_err(|e| ControllerError::Invalid(e.to_string()))?;
+        let service = self.live_service_mut(name)?;
+        let name = service.spec.name.clone();
+        if service.spec.replicas != replicas {
+            tracing::info!(service = %name, from = service.spec.replicas, to = replicas, "service scaled");
+            service.spec.replicas = replicas;
+            self.persistence.dirty.services.insert(name.clone());
+        }
+        self.reconcile();
+        self.placement_outcome(&name)
+    }
+
+    /// The service's view, or `NoCapacity` when some of its instances could not be placed.
+    fn placement_outcome(&self, name: &ServiceName) -> Result<ServiceView, ControllerError> {
+        let service = self
+            .services
+            .get(name)
+            .ok_or_else(|| ControllerError::ServiceNotFound(name.to_string()))?;
+        let waiting: Vec<&InstanceRecord> = service
+            .instances
+            .values()
+            .filter(|i| i.state() == InstanceState::Pending && i.unplaced)
+            .collect();
+        match waiting.first() {
+            None => Ok(service.view()),
+            Some(first) => Err(ControllerError::NoCapacity {
+                message: format!(
+                    "service {name} is recorded, but {} of its instances wait for a worker: {}",
+                    waiting.len(),
+                    first.reason.as_deref().unwrap_or("no live worker")
+                ),
+                service: Box::new(service.view()),
+            }),
+        }
+    }
+
+    fn delete_service(&mut self, name: &str) -> Result<DeleteStarted, ControllerError> {
+        let service = self.live_service_mut(name)?;
+        let name = service.spec.name.clone();
+        tracing::info!(service = %name, "service deletion requested");
+        service.deleting = true;
+        self.persistence.dirty.services.insert(name.clone());
+        let (done, mut receiver) = oneshot::channel();
+        self.delete_waiters
+            .entry(name.clone())
+            .or_default()
+            .push(done);
+        self.reconcile();
+        match self.services.get(&name) {
+            Some(service) => Ok((service.view(), Some(receiver))),
+            // Nothing had to terminate: the service is gone already.
+            None => receiver
+                .try_recv()
+                .map(|view| (view, None))
+                .map_err(|_| ControllerError::ServiceNotFound(name.to_string())),
+        }
+    }
+
+    fn worker_views(&self) -> Vec<WorkerView> {
+        let counts = self.instances_per_worker();
+        self.workers
+            .iter()
+            .map(|w| w.view(counts.get(&w.id).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    /// Non-final instances placed on each worker.
+    pub fn instances_per_worker(&self) -> HashMap<WorkerId, u32> {
+        let mut counts: HashMap<WorkerId, u32> = HashMap::new();
+        for service in self.services.values() {
+            for instance in service.instances.values() {
+                if let (false, Some(worker)) = (instance.state().is_final(), &instance.worker) {
+                    *counts.entry(worker.clone()).or_default() += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    fn deregister(&mut self, id: &WorkerId) -> Result<(), ControllerError> {
+        if self.workers.remove(id).is_none() {
+            return Err(ControllerError::WorkerNotFound(id.clone()));
+        }
+        tracing::info!(worker = %id, "worker deregistered");
+        self.persistence.dirty.workers.insert(id.clone());
+        self.lose_worker_instances(id, "its worker deregistered", |_| true);
+        Ok(())
+    }
+
+    /// Applies `event` to an instance and records the consequences (persistence, routes,
+    /// crash counting). Refused events are logged and ignored.
+    pub fn transition(
+        &mut self,
+        service: &ServiceName,
+        id: InstanceId,
+        event: InstanceEvent,
+        reason: Option<String>,
+    ) -> Option<InstanceState> {
+        let limits = self.config.attempts;
+        let record = self.services.get_mut(service)?;
+        let instance = record.instances.get_mut(&id)?;
+        let before = instance.state();
+        match instance.apply(event, limits) {
+            Ok(after) => {
+                instance.reason = reason;
+                match after {
+                    InstanceState::Running => record.consecutive_failures = 0,
+                    InstanceState::Failed => {
+                        record.consecutive_failures = record.consecutive_failures.saturating_add(1)
+                    }
+                    _ => {}
+                }
+                tracing::debug!(service = %service, instance = %id, from = %before, to = %after, ?event, "instance transition");
+                if before == InstanceState::Running || after == InstanceState::Running {
+                    self.dirty_routes.insert(service.clone());
+                }
+                self.persistence
+                    .dirty
+                    .instances
+                    .insert((service.clone(), id));
+                self.needs_reconcile = true;
+                Some(after)
+            }
+            Err(error) => {
+                tracing::debug!(service = %service, instance = %id, %error, "ignored instance event");
+                None
+            }
+        }
+    }
+
+    /// Marks the non-final instances of `worker` that `filter` selects as lost.
+    pub fn lose_worker_instances(
+        &mut self,
+        worker: &WorkerId,
+        reason: &str,
+        filter: impl Fn(&InstanceRecord) -> bool,
+    ) {
+        let mut lost = Vec::new();
+        for (name, service) in &self.services {
+            for instance in service.instances.values() {
+                if instance.worker.as_ref() == Some(worker)
+                    && !instance.state().is_final()
+                    && instance.state() != InstanceState::Pending
+                    && filter(instance)
+                {
+                    lost.push((name.clone(), instance.id));
+                }
+            }
+        }
+        for (service, id) in lost {
+            tracing::warn!(service = %service, instance = %id, worker = %worker, reason, "instance lost");
+            self.transition(
+                &service,
+                id,
+                InstanceEvent::WorkerLost,
+                Some(reason.to_owned()),
+            );
+        }
+    }
+
+    fn start_done(
+        &mut self,
+        service: &ServiceName,
+        id: InstanceId,
+        worker: &WorkerId,
+        result: Result<StartReply, TransportError>,
+    ) {
+        let wanted = self
+            .services
+            .get_mut(service)
+            .and_then(|s| s.instances.get_mut(&id))
+            .map(|instance| {
+                instance.start_in_flight = false;
+                instance.state() == InstanceState::Deploying
+                    && instance.worker.as_ref() == Some(worker)
+            })
+            .unwrap_or(false);
+        match result {
+            Ok(reply) if wanted => {
+                if let Some(instance) = self
+                    .services
+                    .get_mut(service)
+                    .and_then(|s| s.instances.get_mut(&id))
+                {
+                    instance.address = reply.instance.address;
+                    instance.confirmed_at = Some((reply.boot_id, reply.generation));
+                }
+                tracing::info!(service = %service, instance = %id, worker = %worker, address = ?reply.instance.address, "instance running");
+                self.transition(service, id, InstanceEvent::Ready, None);
+            }
+            Ok(_) => {
+                // Started, but no longer wanted there (stopped, or its worker was lost meanwhile).
+                self.stop_orphan(worker, id);
+            }
+            Err(error) if wanted => {
+                tracing::warn!(service = %service, instance = %id, worker = %worker, %error, "instance failed to start");
+                let after = self.transition(
+                    service,
+                    id,
+                    InstanceEvent::StartFailed,
+                    Some(format!("start on {worker} failed: {error}")),
+                );
+                if let Some(instance) = self
+                    .services
+                    .get_mut(service)
+                    .and_then(|s| s.instances.get_mut(&id))
+                    .filter(|_| after == Some(InstanceState::Pending))
+                {
+                    let delay = self
+                        .config
+                        .start_backoff
+                        .delay(instance.life.start_attempts);
+                    instance.not_before = Instant::now() + delay;
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    fn stop_done(
+        &mut self,
+        service: &ServiceName,
+        id: InstanceId,
+        result: Result<StopReply, TransportError>,
+    ) {
+        let Some(instance) = self
+            .services
+            .get_mut(service)
+            .and_then(|s| s.instances.get_mut(&id))
+        else {
+            return;
+        };
+        instance.stop_in_flight = false;
+        if instance.state() != InstanceState::Terminating {
+            return;
+        }
+        match result {
+            Ok(reply) => {
+                instance.exit = reply.exit;
+                self.transition(service, id, InstanceEvent::Stopped, None);
+            }
+            Err(TransportError::NotFound(_)) => {
+                self.transition(service, id, InstanceEvent::Stopped, None);
+            }
+            Err(error) => {
+                tracing::warn!(service = %service, instance = %id, %error, "stop failed");
+                let after = self.transition(
+                    service,
+                    id,
+                    InstanceEvent::StopFailed,
+                    Some(format!("stop failed: {error}")),
+                );
+                if let Some(instance) = self
+                    .services
+                    .get_mut(service)
+                    .and_then(|s| s.instances.get_mut(&id))
+                    .filter(|_| after == Some(InstanceState::Terminating))
+                {
+                    let delay = self.config.stop_backoff.delay(instance.life.stop_failures);
+                    instance.next_stop_at = Instant::now() + delay;
+                }
+            }
+        }
+    }
+
+    /// Asks `worker` to stop (or forget) an instance the controller does not want there.
+    pub fn stop_orphan(&mut self, worker: &WorkerId, id: InstanceId) {
+        let Some(address) = self.workers.get(worker).map(WorkerRecord::address) else {
+            return;
+        };
+        if !self.orphan_stops.insert(id) {
+            return;
+        }
+        tracing::info!(instance = %id, worker = %worker, "stopping an instance the controller does not want on this worker");
+        let transport = self.parts.workers.clone();
+        let inbox = self.inbox.clone();
+        tokio::spawn(async move {
+            if let Err(error) = transport.stop_instance(&address, id).await {
+                tracing::debug!(instance = %id, %error, "orphan stop failed; the next report retries it");
+            }
+            let _ = inbox.send(Command::OrphanStopDone(id)).await;
+        });
+    }
+
+    pub fn spawn_start(&self, spec: InstanceSpec, worker: &WorkerAddress) {
+        let id = spec.id;
+        let transport = self.parts.workers.clone();
+        let inbox = self.inbox.clone();
+        let worker = worker.clone();
+        tokio::spawn(async move {
+            let result = transport.start_instance(&worker, &spec).await;
+            let _ = inbox
+                .send(Command::StartDone {
+                    service: spec.service,
+                    instance: id,
+                    worker: worker.id,
+                    result,
+                })
+                .await;
+        });
+    }
+
+    pub fn spawn_stop(&self, service: &ServiceName, id: InstanceId, worker: &WorkerAddress) {
+        let transport = self.parts.workers.clone();
+        let inbox = self.inbox.clone();
+        let worker = worker.clone();
+        let service = service.clone();
+        tokio::spawn(async move {
+            let result = transport.stop_instance(&worker, id).await;
+            let _ = inbox
+                .send(Command::StopDone {
+                    service,
+                    instance: id,
+                    result,
+                })
+                .await;
+        });
+    }
+
+    /// Publishes the running instances of every service whose endpoints may have changed.
+    fn publish_routes(&mut self) {
+        for name in std::mem::take(&mut self.dirty_routes) {
+            let Some(service) = self.services.get(&name) else {
+                self.parts.endpoints.remove(&name);
+                continue;
+            };
+            let endpoints = service
+                .instances
+                .values()
+                .filter(|i| i.state() == InstanceState::Running)
+                .filter_map(|i| {
+                    let worker = self.workers.get(i.worker.as_ref()?)?;
+                    Some(Endpoint {
+                        instance: i.id,
+                        worker: worker.id.clone(),
+                        proxy: worker.proxy_address,
+                        address: i.address?,
+                    })
+                })
+                .collect();
+            self.parts.endpoints.publish(&name, endpoints);
+        }
+    }
+
+    /// Hands what changed to the store writer.
+    pub fn flush(&mut self) {
+        if self.persistence.dirty.is_empty() {
+            return;
+        }
+        let dirty = &self.persistence.dirty;
+        let mut batch = Vec::new();
+        for name in &dirty.services {
+            batch.push(match self.services.get(name) {
+                Some(service) => StoreOp::PutService(service.stored()),
+                None => StoreOp::DeleteService(name.clone()),
+            });
+        }
+        for (name, id) in &dirty.instances {
+            let Some(service) = self.services.get(name) else {
+                continue;
+            };
+            batch.push(match service.instances.get(id) {
+                Some(instance) => StoreOp::PutInstance(instance.view(&service.spec)),
+                None => StoreOp::DeleteInstance(*id),
+            });
+        }
+        let counts = self.instances_per_worker();
+        for id in &dirty.workers {
+            batch.push(match self.workers.get(id) {
+                Some(worker) => {
+                    StoreOp::PutWorker(worker.view(counts.get(id).copied().unwrap_or(0)))
+                }
+                None => StoreOp::DeleteWorker(id.clone()),
+            });
+        }
+        if self.persistence.offer(batch) {
+            self.persistence.dirty = Default::default();
+        }
+    }
+
+    fn mark_everything_dirty(&mut self) {
+        let dirty = &mut self.persistence.dirty;
+        for (name, service) in &self.services {
+            dirty.services.insert(name.clone());
+            for id in service.instances.keys() {
+                dirty.instances.insert((name.clone(), *id));
+            }
+        }
+        for worker in self.workers.iter() {
+            dirty.workers.insert(worker.id.clone());
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Write-behind persistence: the controller marks what changed, and a background writer
+//! applies coalesced batches to the [`Store`], so no API call waits for the disk.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::model::{InstanceId, ServiceName, WorkerId};
+use crate::retry::RetryPolicy;
+use crate::store::{Store, StoreOp};
+
+/// Batches the writer may hold before the controller keeps changes for a later flush.
+const QUEUED_BATCHES: usize = 4;
+
+/// What changed since the last flush.
+#[derive(Debug, Default)]
+pub(crate) struct DirtySet {
+    pub services: BTreeSet<ServiceName>,
+    pub instances: BTreeSet<(ServiceName, InstanceId)>,
+    pub workers: BTreeSet<WorkerId>,
+}
+
+impl DirtySet {
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty() && self.instances.is_empty() && self.workers.is_empty()
+    }
+}
+
+/// The controller's side of the writer: a queue of batches.
+pub(crate) struct Persistence {
+    pub dirty: DirtySet,
+    batches: mpsc::Sender<Vec<StoreOp>>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+/// What the writer tells the controller when a batch could not be written.
+pub(crate) type FailureSignal = mpsc::Sender<()>;
+
+impl Persistence {
+    /// Starts the writer; `failed` is signalled when a batch is given up, so the controller
+    /// can mark everything dirty and write it again.
+    pub fn start(store: Arc<dyn Store>, retry: RetryPolicy, failed: FailureSignal) -> Self {
+        let (batches, mut queue) = mpsc::channel::<Vec<StoreOp>>(QUEUED_BATCHES);
+        let writer = tokio::spawn(async move {
+            while let Some(batch) = queue.recv().await {
+                let result = retry.retry(|_| store.apply(batch.clone()), |_| true).await;
+                if let Err(error) = result {
+                    tracing::error!(%error, ops = batch.len(), "could not persist controller state; will rewrite it");
+                    let _ = failed.try_send(());
+                }
+            }
+        });
+        Self {
+            dirty: DirtySet::default(),
+            batches,
+            writer,
+        }
+    }
+
+    /// Hands `batch` to the writer; returns false (nothing lost: the caller keeps its dirty
+    /// marks) when the writer is busy.
+    pub fn offer(&self, batch: Vec<StoreOp>) -> bool {
+        batch.is_empty() || self.batches.try_send(batch).is_ok()
+    }
+
+    /// Waits until every queued batch is written.
+    pub async fn finish(self) {
+        drop(self.batches);
+        let _ = self.writer.await;
+    }
+}

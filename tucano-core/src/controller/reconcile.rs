@@ -1,0 +1,268 @@
+//! The reconciler: compares each service's desired state with its instances and acts —
+//! creates, places, stops and forgets instances. Level-triggered and idempotent: a pass with
+//! nothing to do changes nothing.
+
+use std::cmp::Reverse;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::engine::Engine;
+use super::records::InstanceRecord;
+use crate::model::{InstanceEvent, InstanceId, InstanceState, RuntimeKind, ServiceName, WorkerId};
+use crate::scheduler::{ClusterView, PlacementRequest};
+
+impl Engine {
+    /// One pass over every service.
+    pub fn reconcile(&mut self) {
+        self.needs_reconcile = false;
+        let now = Instant::now();
+        let counts = self.instances_per_worker();
+        let mut cluster = ClusterView {
+            workers: self
+                .workers
+                .iter()
+                .map(|w| w.candidate(counts.get(&w.id).copied().unwrap_or(0)))
+                .collect(),
+            service_instances: Vec::new(),
+        };
+        let names: Vec<ServiceName> = self.services.keys().cloned().collect();
+        for name in names {
+            self.reconcile_service(&name, now, &mut cluster);
+        }
+    }
+
+    fn reconcile_service(&mut self, name: &ServiceName, now: Instant, cluster: &mut ClusterView) {
+        let Some(service) = self.services.get(name) else {
+            return;
+        };
+        if service.deleting {
+            self.stop_instances(name, |_| true);
+            self.send_stops(name, now);
+            if !self
+                .services
+                .get(name)
+                .is_some_and(|s| s.has_live_instances())
+            {
+                self.finish_delete(name);
+            }
+            return;
+        }
+        self.scale(name, now);
+        self.place_pending(name, now, cluster);
+        self.send_stops(name, now);
+        self.prune_history(name);
+    }
+
+    /// Creates or stops instances so that exactly `replicas` count as replicas.
+    fn scale(&mut self, name: &ServiceName, now: Instant) {
+        let Some(service) = self.services.get_mut(name) else {
+            return;
+        };
+        let mut active: Vec<(u8, Reverse<InstanceId>)> = service
+            .instances
+            .values()
+            .filter(|i| i.state().counts_as_replica())
+            .map(|i| (stop_preference(i.state()), Reverse(i.id)))
+            .collect();
+        let desired = service.spec.replicas as usize;
+        if active.len() < desired {
+            let delay = match service.consecutive_failures {
+                0 => Duration::ZERO,
+                failures => self.config.crash_backoff.delay(failures),
+            };
+            for _ in active.len()..desired {
+                let id = InstanceId::new();
+                service
+                    .instances
+                    .insert(id, InstanceRecord::new(id, now + delay));
+                self.persistence.dirty.instances.insert((name.clone(), id));
+            }
+        } else if active.len() > desired {
+            // Stop what costs least to lose: pending, then deploying, then running; newest first.
+            active.sort();
+            let victims: Vec<InstanceId> = active[..active.len() - desired]
+                .iter()
+                .map(|(_, Reverse(id))| *id)
+                .collect();
+            self.stop_instances(name, |i| victims.contains(&i.id));
+        }
+    }
+
+    /// Requests a stop of the service's replicas that `select` picks.
+    fn stop_instances(&mut self, name: &ServiceName, select: impl Fn(&InstanceRecord) -> bool) {
+        let Some(service) = self.services.get(name) else {
+            return;
+        };
+        let ids: Vec<InstanceId> = service
+            .instances
+            .values()
+            .filter(|i| i.state().counts_as_replica() && select(i))
+            .map(|i| i.id)
+            .collect();
+        for id in ids {
+            self.transition(name, id, InstanceEvent::StopRequested, None);
+        }
+    }
+
+    /// Asks the scheduler for a worker for each pending instance whose backoff has passed.
+    fn place_pending(&mut self, name: &ServiceName, now: Instant, cluster: &mut ClusterView) {
+        let Some(service) = self.services.get(name) else {
+            return;
+        };
+        let ready: Vec<InstanceId> = service
+            .instances
+            .values()
+            .filter(|i| {
+                i.state() == InstanceState::Pending && !i.start_in_flight && i.not_before <= now
+            })
+            .map(|i| i.id)
+            .collect();
+        if ready.is_empty() {
+            return;
+        }
+        cluster.service_instances = cluster
+            .workers
+            .iter()
+            .map(|w| {
+                service
+                    .instances
+                    .values()
+                    .filter(|i| !i.state().is_final() && i.worker.as_ref() == Some(&w.id))
+                    .count() as u32
+            })
+            .collect();
+        let scheduler = self.parts.scheduler.clone();
+        let spec = service.spec.clone();
+        for id in ready {
+            let request = PlacementRequest {
+                service: &spec.name,
+                resources: &spec.resources,
+                runtime: RuntimeKind::Process,
+            };
+            let placement = scheduler
+                .place(&request, cluster)
+                .map_err(|error| format!("waiting for a worker: {error}"))
+                .and_then(|worker| {
+                    self.workers
+                        .get(&worker)
+                        .map(|w| w.address())
+                        .ok_or_else(|| format!("waiting for a worker: {worker} is not registered"))
+                });
+            match placement {
+                Ok(worker) => {
+                    self.transition(name, id, InstanceEvent::Scheduled, None);
+                    if let Some(instance) = self
+                        .services
+                        .get_mut(name)
+                        .and_then(|s| s.instances.get_mut(&id))
+                    {
+                        instance.worker = Some(worker.id.clone());
+                        instance.start_in_flight = true;
+                        instance.unplaced = false;
+                    }
+                    cluster.record_placement(&worker.id);
+                    self.spawn_start(spec.instance(id), &worker);
+                }
+                Err(reason) => {
+                    if let Some(instance) = self
+                        .services
+                        .get_mut(name)
+                        .and_then(|s| s.instances.get_mut(&id))
+                    {
+                        instance.unplaced = true;
+                        if instance.reason.as_deref() != Some(reason.as_str()) {
+                            instance.reason = Some(reason);
+                            self.persistence.dirty.instances.insert((name.clone(), id));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a stop for each terminating instance without one in flight whose retry delay passed.
+    fn send_stops(&mut self, name: &ServiceName, now: Instant) {
+        let Some(service) = self.services.get(name) else {
+            return;
+        };
+        let due: Vec<(InstanceId, Option<WorkerId>)> = service
+            .instances
+            .values()
+            .filter(|i| {
+                i.state() == InstanceState::Terminating
+                    && !i.stop_in_flight
+                    && i.next_stop_at <= now
+            })
+            .map(|i| (i.id, i.worker.clone()))
+            .collect();
+        for (id, worker) in due {
+            let address = worker
+                .as_ref()
+                .and_then(|w| self.workers.get(w))
+                .map(|w| w.address());
+            let Some(address) = address else {
+                self.transition(
+                    name,
+                    id,
+                    InstanceEvent::WorkerLost,
+                    Some("its worker is gone".into()),
+                );
+                continue;
+            };
+            if let Some(instance) = self
+                .services
+                .get_mut(name)
+                .and_then(|s| s.instances.get_mut(&id))
+            {
+                instance.stop_in_flight = true;
+            }
+            self.spawn_stop(name, id, &address);
+        }
+    }
+
+    /// Forgets the oldest final instances beyond the configured history.
+    fn prune_history(&mut self, name: &ServiceName) {
+        let keep = self.config.history;
+        let Some(service) = self.services.get_mut(name) else {
+            return;
+        };
+        let mut finals: Vec<(std::time::SystemTime, InstanceId)> = service
+            .instances
+            .values()
+            .filter(|i| i.state().is_final())
+            .map(|i| (i.updated_at, i.id))
+            .collect();
+        if finals.len() <= keep {
+            return;
+        }
+        finals.sort();
+        for (_, id) in &finals[..finals.len() - keep] {
+            service.instances.remove(id);
+            self.persistence.dirty.instances.insert((name.clone(), *id));
+        }
+    }
+
+    /// Removes a deleted service whose instances have all ended and answers its waiters.
+    fn finish_delete(&mut self, name: &ServiceName) {
+        let Some(service) = self.services.remove(name) else {
+            return;
+        };
+        let view = service.view();
+        tracing::info!(service = %name, "service deleted");
+        self.persistence.dirty.services.insert(name.clone());
+        self.dirty_routes.insert(name.clone());
+        for waiter in self.delete_waiters.remove(name).unwrap_or_default() {
+            let _ = waiter.send(view.clone());
+        }
+    }
+}
+
+/// Which replicas to stop first when scaling down: lower goes first.
+fn stop_preference(state: InstanceState) -> u8 {
+    match state {
+        InstanceState::Pending => 0,
+        InstanceState::Deploying => 1,
+        _ => 2,
+    }
+}

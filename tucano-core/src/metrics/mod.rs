@@ -1,0 +1,22 @@
+//! The `MetricsSource` seam: where a worker's load figures come from.
+
+mod system_monitor;
+
+pub use system_monitor::SystemMonitor;
+
+use async_trait::async_trait;
+
+use crate::model::NodeMetrics;
+
+/// Why a metrics sample could not be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("metrics unavailable: {0}")]
+pub struct MetricsError(pub String);
+
+/// Samples a node's load. Each call returns the figures since the previous call where a
+/// figure is a rate (CPU).
+#[async_trait]
+pub trait MetricsSource: Send + Sync + 'static {
+    /// Takes one sample.
+    async fn sample(&self) -> Result<NodeMetrics, MetricsError>;
+}

@@ -1,0 +1,29 @@
+//! What a worker is asked to run: one instance of a service.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{InstanceId, Resources, ServiceName};
+
+/// One instance to start, derived from a [`ServiceSpec`](super::ServiceSpec) by the controller.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    /// The instance's id, chosen by the controller.
+    pub id: InstanceId,
+    /// The service it belongs to.
+    pub service: ServiceName,
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// Extra environment variables (the runtime adds `PORT`, `TUCANO_INSTANCE_ID`, `TUCANO_SERVICE`).
+    pub env: BTreeMap<String, String>,
+    /// What the instance asks for.
+    pub resources: Resources,
+    /// Time between SIGTERM and SIGKILL when stopping.
+    #[serde(with = "humantime_serde")]
+    pub stop_grace_period: Duration,
+    /// How long the instance may take to accept connections.
+    #[serde(with = "humantime_serde")]
+    pub startup_timeout: Duration,
+}

@@ -1,0 +1,22 @@
+//! The domain model: names, ids, specs, metrics and the instance state machine.
+
+mod ids;
+mod instance_spec;
+mod instance_state;
+mod node_metrics;
+mod resources;
+mod runtime_kind;
+mod service_name;
+mod service_spec;
+
+pub use ids::{BootId, InstanceId, MAX_WORKER_ID_LEN, WorkerId, WorkerIdError};
+pub use instance_spec::InstanceSpec;
+pub use instance_state::{AttemptLimits, InstanceEvent, InstanceState, Lifecycle, TransitionError};
+pub use node_metrics::NodeMetrics;
+pub use resources::{MAX_CPUS, MAX_MEMORY_MB, Resources};
+pub use runtime_kind::RuntimeKind;
+pub use service_name::{MAX_SERVICE_NAME_LEN, ServiceName, ServiceNameError};
+pub use service_spec::{
+    MAX_REPLICAS, MAX_STARTUP_TIMEOUT, MAX_STOP_GRACE, RESERVED_ENV, ServiceSpec, SpecError,
+    validate_replicas,
+};

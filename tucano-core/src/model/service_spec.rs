@@ -1,0 +1,213 @@
+//! What an operator asks for: a service and how many instances of it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{InstanceId, InstanceSpec, Resources, ServiceName};
+
+/// Most replicas one service may ask for.
+pub const MAX_REPLICAS: u32 = 1000;
+/// Longest allowed stop grace period.
+pub const MAX_STOP_GRACE: Duration = Duration::from_secs(3600);
+/// Longest allowed startup timeout.
+pub const MAX_STARTUP_TIMEOUT: Duration = Duration::from_secs(600);
+/// Environment variables the runtime sets itself; a spec may not set them.
+pub const RESERVED_ENV: [&str; 3] = ["PORT", "TUCANO_INSTANCE_ID", "TUCANO_SERVICE"];
+/// Most arguments plus environment entries a spec may carry.
+pub const MAX_COMMAND_AND_ENV_ENTRIES: usize = 4096;
+
+/// A service: the program to run, how many replicas, and what each needs.
+///
+/// Only `name` and `command` are required; every other field has a default:
+///
+/// ```
+/// use tucano_core::ServiceSpec;
+/// let spec: ServiceSpec = serde_json::from_str(
+///     r#"{"name":"hello","command":["/usr/local/bin/tucano-demo"],"replicas":3}"#,
+/// ).unwrap();
+/// spec.validate().unwrap();
+/// assert_eq!(spec.resources.memory_mb, 128);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// The service's name; also the Host the balancer routes by.
+    pub name: ServiceName,
+    /// Program and arguments. The program is looked up in `PATH` unless it has a `/`.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Extra environment variables for each instance.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// How many instances to keep running (0 to [`MAX_REPLICAS`]).
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    /// What each instance asks for.
+    #[serde(default)]
+    pub resources: Resources,
+    /// How long an instance may take to exit after SIGTERM before it gets SIGKILL (`"10s"`).
+    #[serde(default = "default_stop_grace", with = "humantime_serde")]
+    pub stop_grace_period: Duration,
+    /// How long an instance may take to accept connections on its port (`"30s"`).
+    #[serde(default = "default_startup_timeout", with = "humantime_serde")]
+    pub startup_timeout: Duration,
+}
+
+fn default_replicas() -> u32 {
+    1
+}
+
+fn default_stop_grace() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_startup_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// Why a [`ServiceSpec`] cannot be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SpecError(pub String);
+
+impl ServiceSpec {
+    /// A spec with the given name and command and defaults for everything else.
+    pub fn new(name: ServiceName, command: Vec<String>) -> Self {
+        Self {
+            name,
+            command,
+            env: BTreeMap::new(),
+            replicas: default_replicas(),
+            resources: Resources::default(),
+            stop_grace_period: default_stop_grace(),
+            startup_timeout: default_startup_timeout(),
+        }
+    }
+
+    /// Checks everything serde cannot: a usable command, bounds, and the environment.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let program = self.command.first().map(String::as_str).unwrap_or("");
+        if program.trim().is_empty() {
+            return Err(SpecError(
+                "command must name a program, e.g. [\"/usr/bin/env\", \"python3\", \"app.py\"]"
+                    .into(),
+            ));
+        }
+        if self.command.len() + self.env.len() > MAX_COMMAND_AND_ENV_ENTRIES {
+            return Err(SpecError(format!(
+                "command and env together may have at most {MAX_COMMAND_AND_ENV_ENTRIES} entries"
+            )));
+        }
+        if self.command.iter().any(|arg| arg.contains('\0')) {
+            return Err(SpecError("command arguments may not contain NUL".into()));
+        }
+        validate_replicas(self.replicas)?;
+        self.resources.validate().map_err(SpecError)?;
+        for (key, value) in &self.env {
+            if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
+                return Err(SpecError(format!(
+                    "env {key:?} is not a valid variable (empty, or has '=' or NUL)"
+                )));
+            }
+            if RESERVED_ENV.contains(&key.as_str()) {
+                return Err(SpecError(format!(
+                    "env {key} is set by the runtime for each instance and may not be set in the spec"
+                )));
+            }
+        }
+        if self.stop_grace_period > MAX_STOP_GRACE {
+            return Err(SpecError(format!(
+                "stop_grace_period may be at most {}",
+                humantime::format_duration(MAX_STOP_GRACE)
+            )));
+        }
+        if self.startup_timeout.is_zero() || self.startup_timeout > MAX_STARTUP_TIMEOUT {
+            return Err(SpecError(format!(
+                "startup_timeout must be above 0 and at most {}",
+                humantime::format_duration(MAX_STARTUP_TIMEOUT)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The spec of one instance of this service.
+    pub fn instance(&self, id: InstanceId) -> InstanceSpec {
+        InstanceSpec {
+            id,
+            service: self.name.clone(),
+            command: self.command.clone(),
+            env: self.env.clone(),
+            resources: self.resources,
+            stop_grace_period: self.stop_grace_period,
+            startup_timeout: self.startup_timeout,
+        }
+    }
+}
+
+/// Checks a replica count is within `0..=MAX_REPLICAS`.
+pub fn validate_replicas(replicas: u32) -> Result<(), SpecError> {
+    if replicas > MAX_REPLICAS {
+        return Err(SpecError(format!(
+            "replicas must be between 0 and {MAX_REPLICAS}, got {replicas}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> ServiceSpec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn minimal_spec_gets_defaults() {
+        let s = spec(r#"{"name":"hello","command":["/bin/demo"],"replicas":3}"#);
+        assert_eq!(s.replicas, 3);
+        assert_eq!(s.resources, Resources::default());
+        assert_eq!(s.stop_grace_period, Duration::from_secs(10));
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn durations_and_resources_parse() {
+        let s = spec(
+            r#"{"name":"a","command":["x"],"resources":{"cpus":0.5,"memory_mb":256},
+                "stop_grace_period":"2s","startup_timeout":"500ms"}"#,
+        );
+        assert_eq!(s.resources.cpus, 0.5);
+        assert_eq!(s.resources.memory_mb, 256);
+        assert_eq!(s.stop_grace_period, Duration::from_secs(2));
+        assert_eq!(s.startup_timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn rejects_invalid_specs() {
+        let cases = [
+            r#"{"name":"a","command":[]}"#,
+            r#"{"name":"a","command":[" "]}"#,
+            r#"{"name":"a","command":["x"],"replicas":1001}"#,
+            r#"{"name":"a","command":["x"],"resources":{"cpus":0}}"#,
+            r#"{"name":"a","command":["x"],"resources":{"memory_mb":0}}"#,
+            r#"{"name":"a","command":["x"],"env":{"PORT":"1"}}"#,
+            r#"{"name":"a","command":["x"],"env":{"A=B":"1"}}"#,
+            r#"{"name":"a","command":["x"],"startup_timeout":"0s"}"#,
+            r#"{"name":"a","command":["x"],"stop_grace_period":"2h"}"#,
+        ];
+        for case in cases {
+            assert!(spec(case).validate().is_err(), "{case} should be invalid");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(
+            serde_json::from_str::<ServiceSpec>(r#"{"name":"a","command":["x"],"replica":2}"#)
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,101 @@
+//! A bounded buffer of an instance's last output lines.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::wire::{LogLine, LogStream};
+
+/// Longest line kept; longer output is split.
+pub const MAX_LINE_BYTES: usize = 4096;
+
+/// The last lines an instance wrote, at most `capacity` lines.
+#[derive(Debug)]
+pub struct LogBuffer {
+    capacity: usize,
+    lines: Mutex<VecDeque<LogLine>>,
+}
+
+impl LogBuffer {
+    /// A buffer that keeps the last `capacity` lines.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            lines: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Appends a line, dropping the oldest when full.
+    pub fn push(&self, stream: LogStream, bytes: &[u8]) {
+        let line = String::from_utf8_lossy(bytes).into_owned();
+        let mut lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if lines.len() == self.capacity {
+            lines.pop_front();
+        }
+        lines.push_back(LogLine { stream, line });
+    }
+
+    /// The last `n` lines, oldest first.
+    pub fn tail(&self, n: usize) -> Vec<LogLine> {
+        let lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let skip = lines.len().saturating_sub(n);
+        lines.iter().skip(skip).cloned().collect()
+    }
+
+    /// Reads `reader` to its end, appending each line (split at [`MAX_LINE_BYTES`]).
+    pub async fn collect(&self, stream: LogStream, mut reader: impl AsyncRead + Unpin) {
+        let mut chunk = [0u8; 8192];
+        let mut line = Vec::with_capacity(256);
+        loop {
+            let read = match reader.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => read,
+            };
+            for &byte in &chunk[..read] {
+                if byte == b'\n' {
+                    self.push(stream, trim_cr(&line));
+                    line.clear();
+                } else {
+                    line.push(byte);
+                    if line.len() == MAX_LINE_BYTES {
+                        self.push(stream, &line);
+                        line.clear();
+                    }
+                }
+            }
+        }
+        if !line.is_empty() {
+            self.push(stream, trim_cr(&line));
+        }
+    }
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keeps_the_last_lines_and_splits_long_ones() {
+        let buffer = LogBuffer::new(3);
+        let long = "x".repeat(MAX_LINE_BYTES + 10);
+        let input = format!("one\r\ntwo\nthree\n{long}\ntail");
+        buffer.collect(LogStream::Stderr, input.as_bytes()).await;
+        let lines: Vec<_> = buffer.tail(10).into_iter().map(|l| l.line).collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0].len(), MAX_LINE_BYTES);
+        assert_eq!(lines[1], "x".repeat(10));
+        assert_eq!(lines[2], "tail");
+        assert_eq!(buffer.tail(1)[0].stream, LogStream::Stderr);
+    }
+}

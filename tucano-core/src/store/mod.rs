@@ -1,0 +1,75 @@
+//! The `Store` seam: the controller's durable record of services, instances and workers.
+//!
+//! The controller writes behind: it batches changes and applies them in the background, so a
+//! slow disk never slows an API call. After a crash it reloads the last batch that landed;
+//! workers re-report what they run, which fills in anything newer (as the paper does).
+
+mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{InstanceId, ServiceName, ServiceSpec, WorkerId};
+use crate::wire::{InstanceView, WorkerView};
+
+/// A service as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredService {
+    /// Its spec.
+    pub spec: ServiceSpec,
+    /// When it was created.
+    #[serde(with = "humantime_serde")]
+    pub created_at: SystemTime,
+    /// True once a delete was asked for.
+    pub deleting: bool,
+}
+
+/// Everything a store holds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoredState {
+    /// Services.
+    pub services: Vec<StoredService>,
+    /// Instances of those services.
+    pub instances: Vec<InstanceView>,
+    /// Workers.
+    pub workers: Vec<WorkerView>,
+}
+
+/// One change to a store.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StoreOp {
+    /// Insert or replace a service.
+    PutService(StoredService),
+    /// Remove a service and its instances.
+    DeleteService(ServiceName),
+    /// Insert or replace an instance.
+    PutInstance(InstanceView),
+    /// Remove an instance.
+    DeleteInstance(InstanceId),
+    /// Insert or replace a worker.
+    PutWorker(WorkerView),
+    /// Remove a worker.
+    DeleteWorker(WorkerId),
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("store error: {0}")]
+pub struct StoreError(pub String);
+
+/// A durable record of the controller's state.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Everything stored, for a controller that starts.
+    async fn load(&self) -> Result<StoredState, StoreError>;
+    /// Applies a batch of changes atomically: all or none.
+    async fn apply(&self, batch: Vec<StoreOp>) -> Result<(), StoreError>;
+}

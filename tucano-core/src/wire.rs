@@ -1,0 +1,289 @@
+//! Wire types: what the controller and worker APIs send and receive, kept in one place so
+//! servers, clients and stores agree.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    BootId, InstanceId, InstanceState, NodeMetrics, Resources, RuntimeKind, ServiceName,
+    ServiceSpec, WorkerId,
+};
+use crate::runtime::ExitStatus;
+
+/// One instance as the controller sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceView {
+    /// The instance's id (UUIDv7).
+    pub id: InstanceId,
+    /// Its service.
+    pub service: ServiceName,
+    /// Where it is in its life.
+    pub state: InstanceState,
+    /// The worker it is placed on, once placed.
+    pub worker: Option<WorkerId>,
+    /// The address the instance listens on, once running.
+    pub address: Option<SocketAddr>,
+    /// Start attempts made.
+    pub start_attempts: u32,
+    /// Why it is pending, failed or lost, when known.
+    pub reason: Option<String>,
+    /// How it exited, when it did.
+    pub exit: Option<ExitStatus>,
+    /// When the controller created it.
+    #[serde(with = "humantime_serde")]
+    pub created_at: SystemTime,
+    /// When its state last changed.
+    #[serde(with = "humantime_serde")]
+    pub updated_at: SystemTime,
+}
+
+/// Instance counts of a service by phase.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaCounts {
+    /// Replicas asked for.
+    pub desired: u32,
+    /// Instances running.
+    pub running: u32,
+    /// Instances pending or deploying.
+    pub starting: u32,
+    /// Instances being stopped.
+    pub terminating: u32,
+}
+
+/// A service with its instances (active ones first, then recent final ones).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceView {
+    /// The service's name.
+    pub name: ServiceName,
+    /// Its spec, with defaults filled in.
+    pub spec: ServiceSpec,
+    /// Counts by phase.
+    pub replicas: ReplicaCounts,
+    /// True while `DELETE` waits for its instances to terminate.
+    pub deleting: bool,
+    /// When it was created.
+    #[serde(with = "humantime_serde")]
+    pub created_at: SystemTime,
+    /// Its instances.
+    pub instances: Vec<InstanceView>,
+}
+
+/// `GET /v1/services`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceList {
+    /// Every service, by name.
+    pub services: Vec<ServiceView>,
+}
+
+/// `PUT /v1/services/{name}/replicas`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleRequest {
+    /// The new replica count.
+    pub replicas: u32,
+}
+
+/// Whether the controller hears from a worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    /// Heard from within the liveness timeout.
+    Alive,
+    /// Silent for longer than the liveness timeout; gets no instances.
+    Dead,
+}
+
+/// A worker as the controller sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkerView {
+    /// The worker's id.
+    pub id: WorkerId,
+    /// Base URL of the worker's API (`http://host:port`).
+    pub address: String,
+    /// Address of the worker's proxy, which the balancer sends requests to.
+    pub proxy_address: SocketAddr,
+    /// The kind of runtime it runs instances with.
+    pub runtime: RuntimeKind,
+    /// What it offers to instances.
+    pub capacity: Resources,
+    /// Its current boot.
+    pub boot_id: BootId,
+    /// Alive or dead.
+    pub state: WorkerState,
+    /// When it (last) registered.
+    #[serde(with = "humantime_serde")]
+    pub registered_at: SystemTime,
+    /// When the controller last heard from it.
+    #[serde(with = "humantime_serde")]
+    pub last_heartbeat_at: SystemTime,
+    /// Its latest metrics; `metrics.taken_at` says when they were taken.
+    pub metrics: Option<NodeMetrics>,
+    /// Instances the controller has placed on it that are not final.
+    pub instances: u32,
+}
+
+/// `GET /v1/workers`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkerList {
+    /// Every known worker, by id.
+    pub workers: Vec<WorkerView>,
+}
+
+/// Where an instance is in its life, as its worker sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalState {
+    /// Started, not yet accepting connections.
+    Starting,
+    /// Accepting connections.
+    Running,
+    /// Being stopped.
+    Stopping,
+    /// Exited (on its own or stopped); kept until the controller forgets it.
+    Exited,
+}
+
+/// One instance as its worker sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportedInstance {
+    /// The instance's id.
+    pub id: InstanceId,
+    /// Its service.
+    pub service: ServiceName,
+    /// Its state on the worker.
+    pub state: LocalState,
+    /// Where it listens, once running.
+    pub address: Option<SocketAddr>,
+    /// Its process id, for runtimes that have one.
+    pub pid: Option<u32>,
+    /// How it exited, once it did.
+    pub exit: Option<ExitStatus>,
+    /// Why it failed to start or exited, when known.
+    pub reason: Option<String>,
+}
+
+/// A worker's instances at one generation. The generation counts changes to the worker's
+/// instance table within one boot, so the controller can tell a stale report from a fresh one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceReport {
+    /// The worker's boot.
+    pub boot_id: BootId,
+    /// Changes to the instance table so far in this boot.
+    pub generation: u64,
+    /// Every instance the worker knows.
+    pub instances: Vec<ReportedInstance>,
+}
+
+/// `POST /v1/workers`: a worker introduces itself (again, after a restart or a controller restart).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Registration {
+    /// The worker's id.
+    pub id: WorkerId,
+    /// Base URL of the worker's API.
+    pub address: String,
+    /// Address of the worker's proxy.
+    pub proxy_address: SocketAddr,
+    /// Its runtime kind.
+    pub runtime: RuntimeKind,
+    /// What it offers to instances.
+    pub capacity: Resources,
+    /// The instances it already runs (adopted after a restart).
+    pub report: InstanceReport,
+}
+
+/// The controller's answer to a registration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegistrationReply {
+    /// A worker silent for this long is declared dead.
+    #[serde(with = "humantime_serde")]
+    pub liveness_timeout: Duration,
+}
+
+/// `POST /v1/workers/{id}/heartbeat`: metrics and instance statuses, sent periodically and
+/// right after an instance changes state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The worker's id.
+    pub id: WorkerId,
+    /// When it was sent (worker clock).
+    #[serde(with = "humantime_serde")]
+    pub sent_at: SystemTime,
+    /// The latest node metrics, if a sample succeeded.
+    pub metrics: Option<NodeMetrics>,
+    /// The worker's instances.
+    pub report: InstanceReport,
+}
+
+/// The worker's answer to a start: the instance is running.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartReply {
+    /// The instance as the worker now sees it.
+    pub instance: ReportedInstance,
+    /// The worker's boot.
+    pub boot_id: BootId,
+    /// The worker's generation once the instance was added.
+    pub generation: u64,
+}
+
+/// The worker's answer to a stop.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StopReply {
+    /// How the instance exited, if it had been running.
+    pub exit: Option<ExitStatus>,
+}
+
+/// A stream an instance wrote to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// One line an instance wrote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Where it was written.
+    pub stream: LogStream,
+    /// The line, without its newline (invalid UTF-8 replaced).
+    pub line: String,
+}
+
+/// `GET /v1/instances/{id}/logs` on a worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsReply {
+    /// The last lines, oldest first.
+    pub lines: Vec<LogLine>,
+}
+
+/// The body of every error response: `{"error":{"code":"...","message":"..."}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// A machine-readable code and a human sentence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// snake_case code, e.g. `service_not_found`.
+    pub code: String,
+    /// What went wrong, for a human.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// An error body with `code` and `message`.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: code.into(),
+                message: message.into(),
+            },
+        }
+    }
+}

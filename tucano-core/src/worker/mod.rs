@@ -1,0 +1,424 @@
+//! The worker engine: the runner (starts and stops instances through a [`Runtime`]), the
+//! monitor (a [`MetricsSource`]) and the heartbeat pusher, around a table of local instances.
+
+mod heartbeat;
+mod instance_table;
+
+pub use instance_table::LocalDirectory;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{Notify, broadcast, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::metrics::MetricsSource;
+use crate::model::{BootId, InstanceId, InstanceSpec, Resources, WorkerId};
+use crate::retry::RetryPolicy;
+use crate::runtime::{Runtime, RuntimeError, RuntimeEvent};
+use crate::transport::{ControllerTransport, TransportError};
+use crate::wire::{InstanceReport, LocalState, LogLine, StartReply, StopReply};
+use instance_table::{InstanceTable, LocalInstance};
+
+/// Grace period for instances adopted from the runtime, whose spec the worker never saw.
+const ADOPTED_STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a deregistration may take at shutdown.
+const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settings of a [`Worker`].
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// The worker's id (stable across restarts if the runtime can adopt instances).
+    pub id: WorkerId,
+    /// Base URL the controller reaches this worker's API at.
+    pub address: String,
+    /// Address the balancer reaches this worker's proxy at.
+    pub proxy_address: SocketAddr,
+    /// How often to send a heartbeat when nothing changes.
+    pub heartbeat_interval: Duration,
+    /// Attempts to register at start.
+    pub register_retry: RetryPolicy,
+    /// What the worker offers to instances; detected from the first metrics sample if `None`.
+    pub capacity: Option<Resources>,
+    /// How long an exited instance stays listed if the controller never forgets it.
+    pub exited_retention: Duration,
+}
+
+impl WorkerConfig {
+    /// A config with defaults: 1 s heartbeats, ten registration attempts over about 30 s.
+    pub fn new(id: WorkerId, address: String, proxy_address: SocketAddr) -> Self {
+        Self {
+            id,
+            address,
+            proxy_address,
+            heartbeat_interval: Duration::from_secs(1),
+            register_retry: RetryPolicy::new(
+                10,
+                Duration::from_millis(250),
+                Duration::from_secs(5),
+            ),
+            capacity: None,
+            exited_retention: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The pluggable parts of a worker.
+#[derive(Clone)]
+pub struct WorkerParts {
+    /// Runs the instances.
+    pub runtime: Arc<dyn Runtime>,
+    /// Samples the node's load for heartbeats.
+    pub metrics: Arc<dyn MetricsSource>,
+    /// Reaches the controller.
+    pub controller: Arc<dyn ControllerTransport>,
+}
+
+/// Why a worker call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkerError {
+    /// No such instance on this worker.
+    #[error("no instance {0} on this worker")]
+    NotFound(InstanceId),
+    /// The instance exists in a state that does not allow the call.
+    #[error("instance {id} is {state:?}")]
+    Conflict {
+        /// The instance.
+        id: InstanceId,
+        /// Its state.
+        state: LocalState,
+    },
+    /// The runtime failed.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The worker could not register with the controller.
+    #[error("could not register with the controller: {0}")]
+    Register(TransportError),
+    /// The worker is shutting down.
+    #[error("worker is shutting down")]
+    ShuttingDown,
+}
+
+/// Starts workers.
+pub struct Worker;
+
+impl Worker {
+    /// Adopts what the runtime already runs, registers with the controller (bounded retries),
+    /// and starts the heartbeat pusher and the runtime-event listener.
+    pub async fn start(
+        config: WorkerConfig,
+        parts: WorkerParts,
+    ) -> Result<WorkerHandle, WorkerError> {
+        let directory = Arc::new(LocalDirectory::default());
+        let mut table = InstanceTable::new(BootId::new(), directory.clone());
+        for adopted in parts.runtime.list().await? {
+            table.entries.insert(
+                adopted.id,
+                LocalInstance {
+                    service: adopted.service,
+                    stop_grace: ADOPTED_STOP_GRACE,
+                    state: LocalState::Running,
+                    address: Some(adopted.address),
+                    pid: adopted.pid,
+                    exit: None,
+                    reason: None,
+                    changed_at: Instant::now(),
+                },
+            );
+        }
+        if !table.entries.is_empty() {
+            tracing::info!(instances = table.entries.len(), "adopted running instances");
+            table.changed();
+        }
+        let capacity = match config.capacity {
+            Some(capacity) => capacity,
+            None => detect_capacity(parts.metrics.as_ref()).await,
+        };
+        let (shutdown, _) = watch::channel(false);
+        let events = parts.runtime.subscribe();
+        let inner = Arc::new(WorkerInner {
+            config,
+            parts,
+            capacity,
+            table: Mutex::new(table),
+            directory,
+            changed: Notify::new(),
+            shutdown,
+        });
+        inner.register().await.map_err(WorkerError::Register)?;
+        tracing::info!(worker = %inner.config.id, "worker registered with the controller");
+        tokio::spawn(inner.clone().heartbeat_loop());
+        tokio::spawn(inner.clone().event_loop(events));
+        Ok(WorkerHandle { inner })
+    }
+}
+
+async fn detect_capacity(metrics: &dyn MetricsSource) -> Resources {
+    match metrics.sample().await {
+        Ok(sample) => Resources {
+            cpus: f64::from(sample.cpu_count.max(1)),
+            memory_mb: (sample.memory_total_bytes / (1024 * 1024)).max(1),
+        },
+        Err(error) => {
+            tracing::warn!(%error, "could not detect capacity; advertising the default");
+            Resources::default()
+        }
+    }
+}
+
+pub(crate) struct WorkerInner {
+    config: WorkerConfig,
+    parts: WorkerParts,
+    capacity: Resources,
+    table: Mutex<InstanceTable>,
+    directory: Arc<LocalDirectory>,
+    /// Signalled when an instance changes, for an immediate heartbeat.
+    changed: Notify,
+    shutdown: watch::Sender<bool>,
+}
+
+impl WorkerInner {
+    fn table(&self) -> MutexGuard<'_, InstanceTable> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn report(&self) -> InstanceReport {
+        self.table().report()
+    }
+
+    fn prune_exited(&self, now: Instant) -> bool {
+        let mut table = self.table();
+        let pruned = table.prune_exited(now, self.config.exited_retention);
+        if pruned {
+            table.changed();
+        }
+        pruned
+    }
+
+    async fn event_loop(self: Arc<Self>, mut events: broadcast::Receiver<RuntimeEvent>) {
+        let mut shutdown = self.shutdown.subscribe();
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                _ = shutdown.changed() => return,
+            };
+            match event {
+                Ok(RuntimeEvent::Exited { instance, status }) => {
+                    let mut table = self.table();
+                    let running = table
+                        .entries
+                        .get(&instance)
+                        .is_some_and(|i| i.state == LocalState::Running);
+                    if running {
+                        tracing::warn!(%instance, %status, "instance exited on its own");
+                        if let Some(entry) = table.set_state(instance, LocalState::Exited) {
+                            entry.exit = Some(status);
+                        }
+                        table.changed();
+                        drop(table);
+                        self.changed.notify_one();
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "missed runtime events; resynchronising");
+                    self.resync().await;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// Marks running instances the runtime no longer lists as exited.
+    async fn resync(&self) {
+        let Ok(listed) = self.parts.runtime.list().await else {
+            return;
+        };
+        let mut table = self.table();
+        let gone: Vec<InstanceId> = table
+            .entries
+            .iter()
+            .filter(|(id, i)| {
+                i.state == LocalState::Running && !listed.iter().any(|l| l.id == **id)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &gone {
+            if let Some(entry) = table.set_state(*id, LocalState::Exited) {
+                entry.reason = Some("no longer listed by the runtime".into());
+            }
+        }
+        if !gone.is_empty() {
+            table.changed();
+            drop(table);
+            self.changed.notify_one();
+        }
+    }
+}
+
+/// A cloneable handle to a running worker: what its API serves.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    inner: Arc<WorkerInner>,
+}
+
+impl WorkerHandle {
+    /// The worker's id.
+    pub fn id(&self) -> &WorkerId {
+        &self.inner.config.id
+    }
+
+    /// Where the worker's running instances listen, for its proxy.
+    pub fn directory(&self) -> Arc<LocalDirectory> {
+        self.inner.directory.clone()
+    }
+
+    /// Every instance this worker knows, with the table's generation.
+    pub fn report(&self) -> InstanceReport {
+        self.inner.report()
+    }
+
+    /// Starts an instance and returns once it accepts connections. Starting an id that
+    /// already runs answers with it instead of starting it twice.
+    pub async fn start_instance(&self, spec: InstanceSpec) -> Result<StartReply, WorkerError> {
+        if *self.inner.shutdown.borrow() {
+            return Err(WorkerError::ShuttingDown);
+        }
+        let id = spec.id;
+        {
+            let mut table = self.inner.table();
+            if let Some(existing) = table.entries.get(&id) {
+                return match existing.state {
+                    LocalState::Running => Ok(StartReply {
+                        instance: existing.report(id),
+                        boot_id: table.boot_id,
+                        generation: table.generation,
+                    }),
+                    state => Err(WorkerError::Conflict { id, state }),
+                };
+            }
+            table.entries.insert(
+                id,
+                LocalInstance {
+                    service: spec.service.clone(),
+                    stop_grace: spec.stop_grace_period,
+                    state: LocalState::Starting,
+                    address: None,
+                    pid: None,
+                    exit: None,
+                    reason: None,
+                    changed_at: Instant::now(),
+                },
+            );
+            table.changed();
+        }
+        self.inner.changed.notify_one();
+        let started = self.inner.parts.runtime.start(&spec).await;
+        let mut table = self.inner.table();
+        let still_starting = table
+            .entries
+            .get(&id)
+            .is_some_and(|i| i.state == LocalState::Starting);
+        let reply = match started {
+            Ok(started) if still_starting => {
+                if let Some(entry) = table.set_state(id, LocalState::Running) {
+                    entry.address = Some(started.address);
+                    entry.pid = started.pid;
+                }
+                let generation = table.changed();
+                tracing::info!(instance = %id, service = %spec.service, address = %started.address, "instance running");
+                table
+                    .entries
+                    .get(&id)
+                    .map(|entry| StartReply {
+                        instance: entry.report(id),
+                        boot_id: table.boot_id,
+                        generation,
+                    })
+                    .ok_or(WorkerError::NotFound(id))
+            }
+            Ok(_) => Err(WorkerError::Runtime(RuntimeError::Other(
+                "instance was stopped while it started".into(),
+            ))),
+            Err(error) => {
+                tracing::warn!(instance = %id, service = %spec.service, %error, "instance failed to start");
+                if still_starting {
+                    table.entries.remove(&id);
+                    table.changed();
+                }
+                Err(WorkerError::Runtime(error))
+            }
+        };
+        drop(table);
+        self.inner.changed.notify_one();
+        reply
+    }
+
+    /// Stops an instance (SIGTERM, SIGKILL after its grace period) and forgets it; forgets an
+    /// exited one at once.
+    pub async fn stop_instance(&self, id: InstanceId) -> Result<StopReply, WorkerError> {
+        let grace = {
+            let mut table = self.inner.table();
+            let entry = table.entries.get(&id).ok_or(WorkerError::NotFound(id))?;
+            if entry.state == LocalState::Exited {
+                let exit = entry.exit;
+                table.entries.remove(&id);
+                table.changed();
+                return Ok(StopReply { exit });
+            }
+            let grace = entry.stop_grace;
+            table.set_state(id, LocalState::Stopping);
+            table.changed();
+            grace
+        };
+        self.inner.changed.notify_one();
+        let result = self.inner.parts.runtime.stop(id, grace).await;
+        let reply = match result {
+            Ok(status) => Ok(StopReply { exit: Some(status) }),
+            Err(RuntimeError::NotFound(_)) => Ok(StopReply { exit: None }),
+            Err(error) => Err(WorkerError::Runtime(error)),
+        };
+        if reply.is_ok() {
+            let mut table = self.inner.table();
+            table.entries.remove(&id);
+            table.changed();
+            tracing::info!(instance = %id, "instance stopped");
+        }
+        self.inner.changed.notify_one();
+        reply
+    }
+
+    /// The last `tail` output lines of an instance.
+    pub async fn logs(&self, id: InstanceId, tail: usize) -> Result<Vec<LogLine>, WorkerError> {
+        match self.inner.parts.runtime.logs(id, tail).await {
+            Err(RuntimeError::NotFound(_)) => Err(WorkerError::NotFound(id)),
+            other => Ok(other?),
+        }
+    }
+
+    /// Graceful shutdown: stops heartbeats, stops every instance within its grace period,
+    /// then deregisters so the controller replaces them at once.
+    pub async fn shutdown(&self) {
+        if self.inner.shutdown.send_replace(true) {
+            return;
+        }
+        let ids: Vec<InstanceId> = self.inner.table().entries.keys().copied().collect();
+        let mut stops = JoinSet::new();
+        for id in ids {
+            let handle = self.clone();
+            stops.spawn(async move { handle.stop_instance(id).await });
+        }
+        while stops.join_next().await.is_some() {}
+        let deregister = self
+            .inner
+            .parts
+            .controller
+            .deregister(&self.inner.config.id);
+        match tokio::time::timeout(DEREGISTER_TIMEOUT, deregister).await {
+            Ok(Ok(())) => tracing::info!(worker = %self.inner.config.id, "worker deregistered"),
+            Ok(Err(error)) => tracing::warn!(%error, "could not deregister"),
+            Err(_) => tracing::warn!("deregistration timed out"),
+        }
+    }
+}
