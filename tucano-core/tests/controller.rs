@@ -1,0 +1,571 @@
+//! Controller engine logic with fake workers: placement, scaling, retries, liveness,
+//! reports, deletion and recovery. The fakes stand in for the transport only; the HTTP path
+//! is exercised end to end by the umbrella crate's cluster tests.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use tucano_core::controller::{
+    Controller, ControllerConfig, ControllerError, ControllerHandle, ControllerParts, DeleteOutcome,
+};
+use tucano_core::scheduler::LeastLoaded;
+use tucano_core::store::{MemoryStore, Store};
+use tucano_core::transport::{
+    Endpoint, EndpointSink, TransportError, WorkerAddress, WorkerTransport,
+};
+use tucano_core::wire::{
+    Heartbeat, InstanceReport, LocalState, Registration, ReportedInstance, ServiceView, StartReply,
+    StopReply,
+};
+use tucano_core::{
+    BootId, ExitStatus, InstanceId, InstanceSpec, InstanceState, Resources, RuntimeKind,
+    ServiceName, ServiceSpec, WorkerId,
+};
+
+#[derive(Default)]
+struct FakeWorkers {
+    boots: Mutex<HashMap<WorkerId, BootId>>,
+    running: Mutex<HashMap<InstanceId, (WorkerId, ServiceName)>>,
+    starts: Mutex<Vec<(WorkerId, InstanceId)>>,
+    stops: Mutex<Vec<(WorkerId, InstanceId)>>,
+    failing: Mutex<HashSet<WorkerId>>,
+    generation: AtomicU64,
+    port: AtomicU16,
+}
+
+#[async_trait]
+impl WorkerTransport for FakeWorkers {
+    async fn start_instance(
+        &self,
+        worker: &WorkerAddress,
+        spec: &InstanceSpec,
+    ) -> Result<StartReply, TransportError> {
+        self.starts
+            .lock()
+            .unwrap()
+            .push((worker.id.clone(), spec.id));
+        if self.failing.lock().unwrap().contains(&worker.id) {
+            return Err(TransportError::Rejected {
+                code: "runtime_error".into(),
+                message: "exited with code 1".into(),
+            });
+        }
+        self.running
+            .lock()
+            .unwrap()
+            .insert(spec.id, (worker.id.clone(), spec.service.clone()));
+        let port = 20000 + self.port.fetch_add(1, Ordering::SeqCst);
+        Ok(StartReply {
+            instance: ReportedInstance {
+                id: spec.id,
+                service: spec.service.clone(),
+                state: LocalState::Running,
+                address: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+                pid: None,
+                exit: None,
+                reason: None,
+            },
+            boot_id: self.boot(&worker.id),
+            generation: self.generation.fetch_add(1, Ordering::SeqCst) + 1,
+        })
+    }
+
+    async fn stop_instance(
+        &self,
+        worker: &WorkerAddress,
+        id: InstanceId,
+    ) -> Result<StopReply, TransportError> {
+        self.stops.lock().unwrap().push((worker.id.clone(), id));
+        match self.running.lock().unwrap().remove(&id) {
+            Some(_) => Ok(StopReply {
+                exit: Some(ExitStatus {
+                    code: None,
+                    signal: Some(15),
+                    oom_killed: false,
+                }),
+            }),
+            None => Err(TransportError::NotFound(id.to_string())),
+        }
+    }
+}
+
+impl FakeWorkers {
+    fn boot(&self, worker: &WorkerId) -> BootId {
+        *self
+            .boots
+            .lock()
+            .unwrap()
+            .entry(worker.clone())
+            .or_default()
+    }
+
+    fn report(&self, worker: &WorkerId) -> InstanceReport {
+        let instances = self
+            .running
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, (w, _))| w == worker)
+            .map(|(id, (_, service))| ReportedInstance {
+                id: *id,
+                service: service.clone(),
+                state: LocalState::Running,
+                address: None,
+                pid: None,
+                exit: None,
+                reason: None,
+            })
+            .collect();
+        InstanceReport {
+            boot_id: self.boot(worker),
+            generation: self.generation.load(Ordering::SeqCst),
+            instances,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Routes(Mutex<HashMap<ServiceName, Vec<Endpoint>>>);
+
+impl EndpointSink for Routes {
+    fn publish(&self, service: &ServiceName, endpoints: Vec<Endpoint>) {
+        self.0.lock().unwrap().insert(service.clone(), endpoints);
+    }
+    fn remove(&self, service: &ServiceName) {
+        self.0.lock().unwrap().remove(service);
+    }
+}
+
+impl Routes {
+    fn count(&self, service: &str) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .get(&service.parse::<ServiceName>().unwrap())
+            .map_or(0, Vec::len)
+    }
+}
+
+struct Harness {
+    controller: ControllerHandle,
+    workers: Arc<FakeWorkers>,
+    routes: Arc<Routes>,
+    store: Arc<MemoryStore>,
+}
+
+fn config() -> ControllerConfig {
+    ControllerConfig {
+        liveness_timeout: Duration::from_secs(3),
+        tick: Duration::from_millis(50),
+        ..ControllerConfig::default()
+    }
+}
+
+async fn harness_with(config: ControllerConfig, store: Arc<MemoryStore>) -> Harness {
+    let workers = Arc::new(FakeWorkers::default());
+    let routes = Arc::new(Routes::default());
+    let parts = ControllerParts {
+        scheduler: Arc::new(LeastLoaded),
+        workers: workers.clone(),
+        store: store.clone(),
+        endpoints: routes.clone(),
+    };
+    let controller = Controller::start(config, parts).await.unwrap();
+    Harness {
+        controller,
+        workers,
+        routes,
+        store,
+    }
+}
+
+async fn harness() -> Harness {
+    harness_with(config(), Arc::new(MemoryStore::new())).await
+}
+
+impl Harness {
+    async fn register(&self, id: &str) -> WorkerId {
+        let id: WorkerId = id.parse().unwrap();
+        self.controller
+            .register_worker(Registration {
+                id: id.clone(),
+                address: format!("http://{id}.invalid"),
+                proxy_address: "127.0.0.1:9".parse().unwrap(),
+                runtime: RuntimeKind::Process,
+                capacity: Resources::default(),
+                report: self.workers.report(&id),
+            })
+            .await
+            .unwrap();
+        id
+    }
+
+    async fn heartbeat(
+        &self,
+        id: &WorkerId,
+        report: InstanceReport,
+    ) -> Result<(), ControllerError> {
+        self.controller
+            .heartbeat(Heartbeat {
+                id: id.clone(),
+                sent_at: SystemTime::now(),
+                metrics: None,
+                report,
+            })
+            .await
+    }
+
+    /// Polls the service until `done` holds (paused time advances while we sleep).
+    async fn wait_for(&self, name: &str, done: impl Fn(&ServiceView) -> bool) -> ServiceView {
+        for _ in 0..400 {
+            if let Ok(view) = self.controller.service(name).await {
+                if done(&view) {
+                    return view;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "{name} never reached the expected state: {:#?}",
+            self.controller.service(name).await
+        );
+    }
+}
+
+fn spec(name: &str, replicas: u32) -> ServiceSpec {
+    let mut spec = ServiceSpec::new(name.parse().unwrap(), vec!["/bin/demo".into()]);
+    spec.replicas = replicas;
+    spec
+}
+
+fn count(view: &ServiceView, state: InstanceState) -> usize {
+    view.instances.iter().filter(|i| i.state == state).count()
+}
+
+fn running_on(view: &ServiceView) -> HashMap<String, usize> {
+    let mut on = HashMap::new();
+    for instance in view
+        .instances
+        .iter()
+        .filter(|i| i.state == InstanceState::Running)
+    {
+        if let Some(worker) = &instance.worker {
+            *on.entry(worker.to_string()).or_default() += 1;
+        }
+    }
+    on
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_spreads_and_publishes_routes() {
+    let h = harness().await;
+    h.register("a").await;
+    h.register("b").await;
+    let created = h.controller.create_service(spec("web", 4)).await.unwrap();
+    assert_eq!(created.instances.len(), 4);
+    let view = h
+        .wait_for("web", |v| count(v, InstanceState::Running) == 4)
+        .await;
+    assert_eq!(
+        running_on(&view).values().copied().collect::<Vec<_>>(),
+        vec![2, 2]
+    );
+    assert!(view.instances.iter().all(|i| i.address.is_some()));
+    assert_eq!(h.routes.count("web"), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn scaling_adds_and_stops_instances() {
+    let h = harness().await;
+    h.register("a").await;
+    h.controller.create_service(spec("web", 2)).await.unwrap();
+    h.wait_for("web", |v| count(v, InstanceState::Running) == 2)
+        .await;
+    h.controller.scale_service("web", 5).await.unwrap();
+    h.wait_for("web", |v| count(v, InstanceState::Running) == 5)
+        .await;
+    let view = h.controller.scale_service("web", 1).await.unwrap();
+    assert_eq!(view.replicas.desired, 1);
+    let view = h
+        .wait_for("web", |v| {
+            count(v, InstanceState::Running) == 1 && count(v, InstanceState::Terminated) == 4
+        })
+        .await;
+    assert_eq!(h.workers.stops.lock().unwrap().len(), 4);
+    assert_eq!(h.routes.count("web"), 1);
+    // The newest instances were stopped first; the oldest survives.
+    let oldest = view.instances.iter().map(|i| i.id).min().unwrap();
+    let survivor = view
+        .instances
+        .iter()
+        .find(|i| i.state == InstanceState::Running)
+        .unwrap();
+    assert_eq!(survivor.id, oldest);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_starts_retry_then_fail_and_get_replaced() {
+    let h = harness().await;
+    let a = h.register("a").await;
+    h.workers.failing.lock().unwrap().insert(a.clone());
+    h.controller.create_service(spec("web", 1)).await.unwrap();
+    let view = h
+        .wait_for("web", |v| count(v, InstanceState::Failed) >= 1)
+        .await;
+    let failed = view
+        .instances
+        .iter()
+        .find(|i| i.state == InstanceState::Failed)
+        .unwrap();
+    assert_eq!(failed.start_attempts, 3, "three attempts, then failed");
+    assert!(
+        failed
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("exited with code 1")
+    );
+    // A replacement is made (after crash backoff) and succeeds once the worker recovers.
+    h.workers.failing.lock().unwrap().clear();
+    let view = h
+        .wait_for("web", |v| count(v, InstanceState::Running) == 1)
+        .await;
+    assert!(
+        view.instances
+            .iter()
+            .any(|i| i.state == InstanceState::Failed)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_worker_is_declared_dead_and_its_instances_replaced() {
+    let h = harness().await;
+    let a = h.register("a").await;
+    let b = h.register("b").await;
+    h.controller.create_service(spec("web", 4)).await.unwrap();
+    h.wait_for("web", |v| count(v, InstanceState::Running) == 4)
+        .await;
+    // Only a keeps sending heartbeats.
+    for _ in 0..100 {
+        h.heartbeat(&a, h.workers.report(&a)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let view = h.controller.service("web").await.unwrap();
+        if count(&view, InstanceState::Lost) == 2 && running_on(&view).get("a") == Some(&4) {
+            break;
+        }
+    }
+    let view = h.controller.service("web").await.unwrap();
+    assert_eq!(count(&view, InstanceState::Lost), 2, "{view:#?}");
+    assert_eq!(running_on(&view).get("a"), Some(&4));
+    assert!(
+        view.instances
+            .iter()
+            .filter(|i| i.state == InstanceState::Lost)
+            .all(|i| i.worker.as_ref() == Some(&b))
+    );
+    let workers = h.controller.list_workers().await.unwrap();
+    let dead = workers.iter().find(|w| w.id == b).unwrap();
+    assert_eq!(dead.state, tucano_core::wire::WorkerState::Dead);
+    assert_eq!(h.routes.count("web"), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reports_drive_exits_vanishing_instances_and_orphans() {
+    let h = harness().await;
+    let a = h.register("a").await;
+    h.controller.create_service(spec("web", 2)).await.unwrap();
+    let view = h
+        .wait_for("web", |v| count(v, InstanceState::Running) == 2)
+        .await;
+    let (first, second) = (view.instances[0].id, view.instances[1].id);
+
+    // The worker reports the first one exited with code 3.
+    let mut report = h.workers.report(&a);
+    for instance in &mut report.instances {
+        if instance.id == first {
+            instance.state = LocalState::Exited;
+            instance.exit = Some(ExitStatus {
+                code: Some(3),
+                signal: None,
+                oom_killed: false,
+            });
+        }
+    }
+    // And an instance the controller never asked for.
+    let stray = InstanceId::new();
+    report.instances.push(ReportedInstance {
+        id: stray,
+        service: "web".parse().unwrap(),
+        state: LocalState::Running,
+        address: None,
+        pid: None,
+        exit: None,
+        reason: None,
+    });
+    h.heartbeat(&a, report).await.unwrap();
+    let view = h.controller.service("web").await.unwrap();
+    let exited = view.instances.iter().find(|i| i.id == first).unwrap();
+    assert_eq!(exited.state, InstanceState::Failed);
+    assert_eq!(exited.exit.and_then(|e| e.code), Some(3));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stops = h.workers.stops.lock().unwrap().clone();
+    assert!(
+        stops.contains(&(a.clone(), stray)),
+        "orphan stopped: {stops:?}"
+    );
+    assert!(
+        stops.contains(&(a.clone(), first)),
+        "exited instance forgotten: {stops:?}"
+    );
+
+    // A later report that lacks the second one: it vanished.
+    h.workers.running.lock().unwrap().remove(&second);
+    h.heartbeat(&a, h.workers.report(&a)).await.unwrap();
+    let view = h.controller.service("web").await.unwrap();
+    assert_eq!(
+        view.instances
+            .iter()
+            .find(|i| i.id == second)
+            .unwrap()
+            .state,
+        InstanceState::Failed
+    );
+    // Both are replaced.
+    h.wait_for("web", |v| count(v, InstanceState::Running) == 2)
+        .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn heartbeats_from_unknown_or_restarted_workers_are_refused() {
+    let h = harness().await;
+    let a = h.register("a").await;
+    let stranger: WorkerId = "stranger".parse().unwrap();
+    assert!(matches!(
+        h.heartbeat(&stranger, h.workers.report(&stranger)).await,
+        Err(ControllerError::WorkerNotFound(_))
+    ));
+    let mut report = h.workers.report(&a);
+    report.boot_id = BootId::new();
+    assert!(matches!(
+        h.heartbeat(&a, report).await,
+        Err(ControllerError::WorkerNotFound(_))
+    ));
+    h.heartbeat(&a, h.workers.report(&a)).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn delete_terminates_every_instance_then_forgets_the_service() {
+    let h = harness().await;
+    h.register("a").await;
+    h.controller.create_service(spec("web", 3)).await.unwrap();
+    h.wait_for("web", |v| count(v, InstanceState::Running) == 3)
+        .await;
+    match h.controller.delete_service("web").await.unwrap() {
+        DeleteOutcome::Deleted(view) => {
+            assert_eq!(count(&view, InstanceState::Terminated), 3, "{view:#?}");
+        }
+        other => panic!("expected deleted, got {other:?}"),
+    }
+    assert!(h.workers.running.lock().unwrap().is_empty());
+    assert!(matches!(
+        h.controller.service("web").await,
+        Err(ControllerError::ServiceNotFound(_))
+    ));
+    assert_eq!(h.routes.count("web"), 0);
+    // The name is free again.
+    h.controller.create_service(spec("web", 1)).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_workers_the_service_waits_and_is_placed_when_one_registers() {
+    let h = harness().await;
+    let error = h
+        .controller
+        .create_service(spec("web", 2))
+        .await
+        .unwrap_err();
+    match &error {
+        ControllerError::NoCapacity { service, message } => {
+            assert_eq!(service.instances.len(), 2);
+            assert!(message.contains("2 of its instances"), "{message}");
+        }
+        other => panic!("expected NoCapacity, got {other:?}"),
+    }
+    h.register("late").await;
+    h.wait_for("web", |v| count(v, InstanceState::Running) == 2)
+        .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_requests_are_refused_without_changing_anything() {
+    let h = harness().await;
+    h.register("a").await;
+    h.controller.create_service(spec("web", 1)).await.unwrap();
+    assert!(matches!(
+        h.controller.create_service(spec("web", 1)).await,
+        Err(ControllerError::ServiceExists(_))
+    ));
+    assert!(matches!(
+        h.controller
+            .create_service(ServiceSpec::new("x".parse().unwrap(), vec![]))
+            .await,
+        Err(ControllerError::Invalid(_))
+    ));
+    assert!(matches!(
+        h.controller.scale_service("web", 100_000).await,
+        Err(ControllerError::Invalid(_))
+    ));
+    assert!(matches!(
+        h.controller.scale_service("nope", 1).await,
+        Err(ControllerError::ServiceNotFound(_))
+    ));
+    assert!(matches!(
+        h.controller.delete_service("Not A Name").await,
+        Err(ControllerError::ServiceNotFound(_))
+    ));
+    assert_eq!(h.controller.list_services().await.unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_controller_recovers_from_its_store() {
+    let store = Arc::new(MemoryStore::new());
+    let first = harness_with(config(), store.clone()).await;
+    let a = first.register("a").await;
+    first
+        .controller
+        .create_service(spec("web", 2))
+        .await
+        .unwrap();
+    first
+        .wait_for("web", |v| count(v, InstanceState::Running) == 2)
+        .await;
+    first.controller.shutdown().await;
+    let stored = first.store.load().await.unwrap();
+    assert_eq!(stored.services.len(), 1);
+    assert_eq!(stored.instances.len(), 2);
+    assert_eq!(stored.workers.len(), 1);
+
+    // A new controller over the same store, with the same worker still running both.
+    let second = harness_with(config(), store).await;
+    *second.workers.running.lock().unwrap() = first.workers.running.lock().unwrap().clone();
+    *second.workers.boots.lock().unwrap() = first.workers.boots.lock().unwrap().clone();
+    let view = second.controller.service("web").await.unwrap();
+    assert_eq!(view.replicas.desired, 2);
+    // Its heartbeat is refused until it registers again with its full report.
+    assert!(
+        second
+            .heartbeat(&a, second.workers.report(&a))
+            .await
+            .is_err()
+    );
+    second.register("a").await;
+    let view = second
+        .wait_for("web", |v| count(v, InstanceState::Running) == 2)
+        .await;
+    assert_eq!(view.instances.len(), 2, "no duplicates started: {view:#?}");
+    assert!(second.workers.starts.lock().unwrap().is_empty());
+}

@@ -1,0 +1,111 @@
+//! The same scenario against every `Store`: the in-memory one and SQLite on a real file.
+
+use std::time::SystemTime;
+
+use tucano_core::store::{MemoryStore, SqliteStore, Store, StoreOp, StoredService};
+use tucano_core::wire::{InstanceView, WorkerState, WorkerView};
+use tucano_core::{BootId, InstanceId, InstanceState, Resources, RuntimeKind, ServiceSpec};
+
+fn service(name: &str, replicas: u32) -> StoredService {
+    let mut spec = ServiceSpec::new(name.parse().unwrap(), vec!["/bin/demo".into()]);
+    spec.replicas = replicas;
+    StoredService {
+        spec,
+        created_at: SystemTime::now(),
+        deleting: false,
+    }
+}
+
+fn instance(service: &str) -> InstanceView {
+    InstanceView {
+        id: InstanceId::new(),
+        service: service.parse().unwrap(),
+        state: InstanceState::Running,
+        worker: Some("w1".parse().unwrap()),
+        address: Some("127.0.0.1:20001".parse().unwrap()),
+        start_attempts: 1,
+        reason: None,
+        exit: None,
+        created_at: SystemTime::now(),
+        updated_at: SystemTime::now(),
+    }
+}
+
+fn worker(id: &str) -> WorkerView {
+    WorkerView {
+        id: id.parse().unwrap(),
+        address: "http://127.0.0.1:7071".into(),
+        proxy_address: "127.0.0.1:8081".parse().unwrap(),
+        runtime: RuntimeKind::Process,
+        capacity: Resources::default(),
+        boot_id: BootId::new(),
+        state: WorkerState::Alive,
+        registered_at: SystemTime::now(),
+        last_heartbeat_at: SystemTime::now(),
+        metrics: None,
+        instances: 1,
+    }
+}
+
+async fn scenario(store: &dyn Store) {
+    assert_eq!(store.load().await.unwrap().services.len(), 0);
+    let (a, b) = (instance("web"), instance("web"));
+    let other = instance("api");
+    store
+        .apply(vec![
+            StoreOp::PutService(service("web", 2)),
+            StoreOp::PutService(service("api", 1)),
+            StoreOp::PutInstance(a.clone()),
+            StoreOp::PutInstance(b.clone()),
+            StoreOp::PutInstance(other.clone()),
+            StoreOp::PutWorker(worker("w1")),
+        ])
+        .await
+        .unwrap();
+    let state = store.load().await.unwrap();
+    assert_eq!(state.services.len(), 2);
+    assert_eq!(state.instances.len(), 3);
+    assert_eq!(state.workers.len(), 1);
+    assert_eq!(state.workers[0].id.as_str(), "w1");
+
+    // Replace, delete one instance, and delete a whole service with its instances.
+    let mut a2 = a.clone();
+    a2.state = InstanceState::Terminated;
+    store
+        .apply(vec![
+            StoreOp::PutService(service("web", 5)),
+            StoreOp::PutInstance(a2.clone()),
+            StoreOp::DeleteInstance(b.id),
+            StoreOp::DeleteService("api".parse().unwrap()),
+            StoreOp::DeleteWorker("w1".parse().unwrap()),
+        ])
+        .await
+        .unwrap();
+    let state = store.load().await.unwrap();
+    assert_eq!(state.services.len(), 1);
+    assert_eq!(state.services[0].spec.replicas, 5);
+    assert_eq!(state.instances, vec![a2]);
+    assert!(state.workers.is_empty());
+}
+
+#[tokio::test]
+async fn memory_store_keeps_and_replaces_rows() {
+    scenario(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn sqlite_store_keeps_and_replaces_rows_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tucano.db");
+    scenario(&SqliteStore::open(&path).unwrap()).await;
+    // What landed is there after reopening the file.
+    let reopened = SqliteStore::open(&path).unwrap();
+    let state = reopened.load().await.unwrap();
+    assert_eq!(state.services.len(), 1);
+    assert_eq!(state.instances.len(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_store_refuses_a_path_it_cannot_open() {
+    assert!(SqliteStore::open("/nonexistent-dir/tucano.db").is_err());
+}
