@@ -2,6 +2,7 @@
 //! swap HTTP for anything else (or a fake in a unit test).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -56,12 +57,14 @@ pub trait WorkerTransport: Send + Sync + 'static {
         spec: &InstanceSpec,
     ) -> Result<StartReply, TransportError>;
 
-    /// Stops an instance (SIGTERM, SIGKILL after its spec's grace period), or forgets one
-    /// that exited. `NotFound` means the worker does not have it.
+    /// Stops an instance (SIGTERM, then SIGKILL once `grace` has passed), or forgets one
+    /// that exited. The call may take `grace` plus a margin. `NotFound` means the worker does
+    /// not have it.
     async fn stop_instance(
         &self,
         worker: &WorkerAddress,
         id: InstanceId,
+        grace: Duration,
     ) -> Result<StopReply, TransportError>;
 }
 

@@ -78,6 +78,7 @@ impl WorkerTransport for FakeWorkers {
         &self,
         worker: &WorkerAddress,
         id: InstanceId,
+        _grace: Duration,
     ) -> Result<StopReply, TransportError> {
         self.stops.lock().unwrap().push((worker.id.clone(), id));
         match self.running.lock().unwrap().remove(&id) {

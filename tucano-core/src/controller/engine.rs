@@ -2,6 +2,7 @@
 //! message at a time.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -19,6 +20,9 @@ use crate::transport::{Endpoint, TransportError, WorkerAddress};
 use crate::wire::{
     Heartbeat, Registration, RegistrationReply, ServiceView, StartReply, StopReply, WorkerView,
 };
+
+/// Grace period for stopping instances the controller has no spec for.
+const ORPHAN_GRACE: Duration = Duration::from_secs(10);
 
 /// A reply channel.
 pub(crate) type Reply<T> = oneshot::Sender<T>;
@@ -537,7 +541,7 @@ impl Engine {
         let transport = self.parts.workers.clone();
         let inbox = self.inbox.clone();
         tokio::spawn(async move {
-            if let Err(error) = transport.stop_instance(&address, id).await {
+            if let Err(error) = transport.stop_instance(&address, id, ORPHAN_GRACE).await {
                 tracing::debug!(instance = %id, %error, "orphan stop failed; the next report retries it");
             }
             let _ = inbox.send(Command::OrphanStopDone(id)).await;
@@ -563,12 +567,16 @@ impl Engine {
     }
 
     pub fn spawn_stop(&self, service: &ServiceName, id: InstanceId, worker: &WorkerAddress) {
+        let grace = self
+            .services
+            .get(service)
+            .map_or(ORPHAN_GRACE, |s| s.spec.stop_grace_period);
         let transport = self.parts.workers.clone();
         let inbox = self.inbox.clone();
         let worker = worker.clone();
         let service = service.clone();
         tokio::spawn(async move {
-            let result = transport.stop_instance(&worker, id).await;
+            let result = transport.stop_instance(&worker, id, grace).await;
             let _ = inbox
                 .send(Command::StopDone {
                     service,

@@ -138,7 +138,7 @@ pub enum DeleteOutcome {
 /// # #[async_trait::async_trait]
 /// # impl WorkerTransport for NoWorkers {
 /// #     async fn start_instance(&self, _: &WorkerAddress, _: &InstanceSpec) -> Result<tucano_core::wire::StartReply, TransportError> { Err(TransportError::Unreachable("none".into())) }
-/// #     async fn stop_instance(&self, _: &WorkerAddress, _: InstanceId) -> Result<tucano_core::wire::StopReply, TransportError> { Err(TransportError::Unreachable("none".into())) }
+/// #     async fn stop_instance(&self, _: &WorkerAddress, _: InstanceId, _: std::time::Duration) -> Result<tucano_core::wire::StopReply, TransportError> { Err(TransportError::Unreachable("none".into())) }
 /// # }
 /// # struct NoBalancer;
 /// # impl EndpointSink for NoBalancer { fn publish(&self, _: &ServiceName, _: Vec<Endpoint>) {} fn remove(&self, _: &ServiceName) {} }

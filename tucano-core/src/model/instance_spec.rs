@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{InstanceId, Resources, ServiceName};
+use super::{InstanceId, Resources, ServiceName, ServiceSpec, SpecError};
 
 /// One instance to start, derived from a [`ServiceSpec`](super::ServiceSpec) by the controller.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,4 +26,21 @@ pub struct InstanceSpec {
     /// How long the instance may take to accept connections.
     #[serde(with = "humantime_serde")]
     pub startup_timeout: Duration,
+}
+
+impl InstanceSpec {
+    /// Checks the same rules as [`ServiceSpec::validate`], for workers that receive specs
+    /// from the network.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        ServiceSpec {
+            name: self.service.clone(),
+            command: self.command.clone(),
+            env: self.env.clone(),
+            replicas: 1,
+            resources: self.resources,
+            stop_grace_period: self.stop_grace_period,
+            startup_timeout: self.startup_timeout,
+        }
+        .validate()
+    }
 }

@@ -355,9 +355,13 @@ impl WorkerHandle {
         reply
     }
 
-    /// Stops an instance (SIGTERM, SIGKILL after its grace period) and forgets it; forgets an
-    /// exited one at once.
-    pub async fn stop_instance(&self, id: InstanceId) -> Result<StopReply, WorkerError> {
+    /// Stops an instance (SIGTERM, then SIGKILL after `grace`, by default its spec's grace
+    /// period) and forgets it; forgets an exited one at once.
+    pub async fn stop_instance(
+        &self,
+        id: InstanceId,
+        grace: Option<Duration>,
+    ) -> Result<StopReply, WorkerError> {
         let grace = {
             let mut table = self.inner.table();
             let entry = table.entries.get(&id).ok_or(WorkerError::NotFound(id))?;
@@ -367,7 +371,7 @@ impl WorkerHandle {
                 table.changed();
                 return Ok(StopReply { exit });
             }
-            let grace = entry.stop_grace;
+            let grace = grace.unwrap_or(entry.stop_grace);
             table.set_state(id, LocalState::Stopping);
             table.changed();
             grace
@@ -407,7 +411,7 @@ impl WorkerHandle {
         let mut stops = JoinSet::new();
         for id in ids {
             let handle = self.clone();
-            stops.spawn(async move { handle.stop_instance(id).await });
+            stops.spawn(async move { handle.stop_instance(id, None).await });
         }
         while stops.join_next().await.is_some() {}
         let deregister = self
