@@ -250,8 +250,9 @@ async fn worker_api_refuses_bad_input_with_json_errors() {
         address.clone(),
         "127.0.0.1:1".parse().unwrap(),
     );
-    let worker = Worker::start(config, parts).await.unwrap();
+    let worker = Worker::new(config, parts).await.unwrap();
     let server = ApiServer::serve(listener, worker_router(worker.clone())).unwrap();
+    worker.join().await.unwrap();
     let instances = format!("{address}/v1/instances");
 
     let spec = |command: Value| {

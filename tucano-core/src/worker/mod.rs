@@ -101,13 +101,16 @@ pub enum WorkerError {
     ShuttingDown,
 }
 
-/// Starts workers.
+/// Builds workers.
+///
+/// A worker starts in two steps so that its API can be serving before the controller learns
+/// its address: [`Worker::new`] adopts what the runtime already runs and listens to runtime
+/// events; [`WorkerHandle::join`] registers with the controller and starts the heartbeats.
 pub struct Worker;
 
 impl Worker {
-    /// Adopts what the runtime already runs, registers with the controller (bounded retries),
-    /// and starts the heartbeat pusher and the runtime-event listener.
-    pub async fn start(
+    /// Adopts what the runtime already runs and starts the runtime-event listener.
+    pub async fn new(
         config: WorkerConfig,
         parts: WorkerParts,
     ) -> Result<WorkerHandle, WorkerError> {
@@ -147,9 +150,6 @@ impl Worker {
             changed: Notify::new(),
             shutdown,
         });
-        inner.register().await.map_err(WorkerError::Register)?;
-        tracing::info!(worker = %inner.config.id, "worker registered with the controller");
-        tokio::spawn(inner.clone().heartbeat_loop());
         tokio::spawn(inner.clone().event_loop(events));
         Ok(WorkerHandle { inner })
     }
@@ -267,6 +267,15 @@ impl WorkerHandle {
     /// The worker's id.
     pub fn id(&self) -> &WorkerId {
         &self.inner.config.id
+    }
+
+    /// Registers with the controller (bounded retries with backoff) and starts the heartbeat
+    /// pusher. Call once the worker's API serves.
+    pub async fn join(&self) -> Result<(), WorkerError> {
+        self.inner.register().await.map_err(WorkerError::Register)?;
+        tracing::info!(worker = %self.inner.config.id, "worker registered with the controller");
+        tokio::spawn(self.inner.clone().heartbeat_loop());
+        Ok(())
     }
 
     /// Where the worker's running instances listen, for its proxy.
