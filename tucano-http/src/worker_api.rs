@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use tucano_core::wire::{InstanceReport, LogsReply};
-use tucano_core::worker::WorkerHandle;
+use tucano_core::worker::Worker;
 use tucano_core::{InstanceId, InstanceSpec};
 
 use crate::controller_api::healthz;
@@ -26,7 +26,7 @@ pub const MAX_LOG_LINES: usize = 1000;
 /// | `DELETE /v1/instances/{id}?grace=10s` | 200 once stopped (SIGTERM, then SIGKILL after `grace`) |
 /// | `GET /v1/instances/{id}/logs?tail=100` | `{"lines": [{"stream": "stdout", "line": "..."}]}` |
 /// | `GET /healthz` | `{"status": "ok"}` |
-pub fn worker_router(worker: WorkerHandle) -> Router {
+pub fn worker_router(worker: Worker) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/instances", get(list_instances).post(start_instance))
@@ -50,7 +50,7 @@ fn bad_query(message: String) -> ApiError {
 }
 
 async fn start_instance(
-    State(worker): State<WorkerHandle>,
+    State(worker): State<Worker>,
     JsonBody(spec): JsonBody<InstanceSpec>,
 ) -> Result<Response, ApiError> {
     spec.validate().map_err(|e| {
@@ -64,7 +64,7 @@ async fn start_instance(
     Ok((StatusCode::CREATED, Json(reply)).into_response())
 }
 
-async fn list_instances(State(worker): State<WorkerHandle>) -> Json<InstanceReport> {
+async fn list_instances(State(worker): State<Worker>) -> Json<InstanceReport> {
     Json(worker.report())
 }
 
@@ -74,7 +74,7 @@ struct StopQuery {
 }
 
 async fn stop_instance(
-    State(worker): State<WorkerHandle>,
+    State(worker): State<Worker>,
     Path(id): Path<String>,
     query: Result<Query<StopQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -96,7 +96,7 @@ struct LogsQuery {
 }
 
 async fn logs(
-    State(worker): State<WorkerHandle>,
+    State(worker): State<Worker>,
     Path(id): Path<String>,
     query: Result<Query<LogsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<LogsReply>, ApiError> {

@@ -101,19 +101,17 @@ pub enum WorkerError {
     ShuttingDown,
 }
 
-/// Builds workers.
-///
-/// A worker starts in two steps so that its API can be serving before the controller learns
-/// its address: [`Worker::new`] adopts what the runtime already runs and listens to runtime
-/// events; [`WorkerHandle::join`] registers with the controller and starts the heartbeats.
-pub struct Worker;
+/// A worker node's engine — a cloneable handle to it; what its API serves.
+#[derive(Clone)]
+pub struct Worker {
+    inner: Arc<WorkerInner>,
+}
 
 impl Worker {
-    /// Adopts what the runtime already runs and starts the runtime-event listener.
-    pub async fn new(
-        config: WorkerConfig,
-        parts: WorkerParts,
-    ) -> Result<WorkerHandle, WorkerError> {
+    /// A worker that has adopted what the runtime already runs and listens to runtime
+    /// events. It starts in two steps so that its API can be serving before the controller
+    /// learns its address: [`Worker::new`], then [`Worker::join`].
+    pub async fn new(config: WorkerConfig, parts: WorkerParts) -> Result<Self, WorkerError> {
         let directory = Arc::new(LocalDirectory::default());
         let mut table = InstanceTable::new(BootId::new(), directory.clone());
         for adopted in parts.runtime.list().await? {
@@ -151,7 +149,7 @@ impl Worker {
             shutdown,
         });
         tokio::spawn(inner.clone().event_loop(events));
-        Ok(WorkerHandle { inner })
+        Ok(Self { inner })
     }
 }
 
@@ -257,13 +255,7 @@ impl WorkerInner {
     }
 }
 
-/// A cloneable handle to a running worker: what its API serves.
-#[derive(Clone)]
-pub struct WorkerHandle {
-    inner: Arc<WorkerInner>,
-}
-
-impl WorkerHandle {
+impl Worker {
     /// The worker's id.
     pub fn id(&self) -> &WorkerId {
         &self.inner.config.id
