@@ -1,0 +1,15 @@
+//! The headers Tucano's proxies read and write.
+
+use http::HeaderName;
+
+/// Names the instance a request is for. The balancer sets it; the worker proxy routes by it;
+/// the instance receives it.
+pub const INSTANCE_HEADER: HeaderName = HeaderName::from_static("x-tucano-instance");
+
+/// Set on every error response a Tucano proxy generates itself, with the error code (see
+/// [`ErrorCode`](crate::ErrorCode)). The balancer recognises a worker proxy's errors by it;
+/// the worker proxy removes it from instances' responses so only proxies can set it.
+pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-tucano-error");
+
+/// The client addresses a request passed through, oldest first.
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
