@@ -37,7 +37,6 @@ mod config;
 mod error;
 mod factor;
 mod routes;
-mod signal;
 
 use std::future::Future;
 use std::io::{IsTerminal, Write};
@@ -51,7 +50,7 @@ pub use error::DemoError;
 pub use factor::{factorize, factors_sha256};
 pub use routes::{DEFAULT_CRASH_CODE, MAX_ALLOC_MB, MAX_WORK_MS, router};
 
-use signal::ShutdownSignals;
+use crate::ShutdownSignals;
 
 /// How long [`run`] waits for stray blocking work (e.g. a factorisation whose client went away) after the server stops.
 const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
@@ -61,7 +60,7 @@ const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 /// Prints the startup line and the signal line to stdout (see the [module docs](self)). Must run inside a Tokio
 /// runtime with the IO and time drivers enabled.
 pub async fn serve(config: DemoConfig) -> Result<(), DemoError> {
-    let signals = ShutdownSignals::install().map_err(DemoError::Signal)?;
+    let mut signals = ShutdownSignals::install().map_err(DemoError::Signal)?;
     let addr = config.addr();
     let listener = TcpListener::bind(addr)
         .await

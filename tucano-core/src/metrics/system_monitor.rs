@@ -79,7 +79,7 @@ impl SystemMonitor {
                 });
         NodeMetrics {
             taken_at: SystemTime::now(),
-            cpu_usage: f64::from(system.global_cpu_usage() / 100.0).clamp(0.0, 1.0),
+            cpu_usage: round4(f64::from(system.global_cpu_usage()) / 100.0).clamp(0.0, 1.0),
             cpu_count: u32::try_from(system.cpus().len()).unwrap_or(u32::MAX),
             memory_used_bytes: system.used_memory(),
             memory_total_bytes: system.total_memory(),
@@ -89,6 +89,11 @@ impl SystemMonitor {
             disk_total_bytes,
         }
     }
+}
+
+/// Rounds to 4 decimals, dropping the noise of sysinfo's single-precision figures.
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
 }
 
 #[async_trait]

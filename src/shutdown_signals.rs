@@ -4,7 +4,7 @@ use std::io;
 
 /// The installed SIGTERM and SIGINT handlers. Installing them up front means a signal that arrives while the server
 /// is starting is not lost, and the default action (immediate death) no longer applies.
-pub(crate) struct ShutdownSignals {
+pub struct ShutdownSignals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -13,7 +13,7 @@ pub(crate) struct ShutdownSignals {
 
 impl ShutdownSignals {
     /// Installs the handlers; must be called inside a Tokio runtime.
-    pub(crate) fn install() -> io::Result<Self> {
+    pub fn install() -> io::Result<Self> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -31,7 +31,7 @@ impl ShutdownSignals {
     /// Waits for the first of SIGTERM or SIGINT and returns its name (`"SIGTERM"` or `"SIGINT"`).
     ///
     /// Never returns if the signal driver goes away without a signal.
-    pub(crate) async fn recv(mut self) -> &'static str {
+    pub async fn recv(&mut self) -> &'static str {
         #[cfg(unix)]
         {
             tokio::select! {
@@ -42,7 +42,6 @@ impl ShutdownSignals {
         }
         #[cfg(not(unix))]
         {
-            let _ = &mut self;
             match tokio::signal::ctrl_c().await {
                 Ok(()) => "SIGINT",
                 Err(_) => std::future::pending().await,

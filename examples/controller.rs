@@ -1,0 +1,72 @@
+//! A Tucano controller: the API operators and workers talk to, and the load balancer.
+//!
+//! `cargo run --example controller -- --api 127.0.0.1:7070 --balancer 127.0.0.1:8080 --liveness-timeout 3s`
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use tucano::{ControllerNode, ControllerNodeConfig, StateStore};
+
+/// Runs a Tucano controller: the controller API (services, workers) and the load balancer
+/// that routes each request by its Host header to a running instance of that service.
+#[derive(Parser, Debug)]
+#[command(name = "controller", version)]
+struct Flags {
+    /// Address of the controller API, which operators and workers call.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    api: SocketAddr,
+    /// Address of the load balancer, which clients send requests to (`Host: <service>`).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    balancer: SocketAddr,
+    /// A worker silent for this long is declared dead and its instances are replaced on
+    /// other workers (e.g. `3s`, `500ms`).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    liveness_timeout: Duration,
+    /// SQLite file the controller keeps its state in, so a restarted controller resumes
+    /// where it stopped. Created if missing.
+    #[arg(
+        long,
+        default_value = "tucano-controller.db",
+        conflicts_with = "in_memory"
+    )]
+    state: PathBuf,
+    /// Keep state in memory only (lost when the controller stops).
+    #[arg(long)]
+    in_memory: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tucano::init_logging();
+    let flags = Flags::parse();
+    let mut signals = match tucano::ShutdownSignals::install() {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("controller: cannot handle signals: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut config = ControllerNodeConfig::new(flags.api, flags.balancer);
+    config.controller.liveness_timeout = flags.liveness_timeout;
+    config.state = if flags.in_memory {
+        StateStore::Memory
+    } else {
+        StateStore::Sqlite(flags.state)
+    };
+    let node = match ControllerNode::start(config).await {
+        Ok(node) => node,
+        Err(error) => {
+            eprintln!("controller: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("controller API on http://{}", node.api_addr());
+    println!("load balancer on http://{}", node.balancer_addr());
+    let signal = signals.recv().await;
+    eprintln!("controller: {signal}: shutting down");
+    node.shutdown().await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,73 @@
+//! A Tucano worker: runs instances as local processes and proxies requests to them.
+//!
+//! `cargo run --example worker -- --controller http://127.0.0.1:7070 --listen 127.0.0.1:7071 --proxy 127.0.0.1:8081`
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use tucano::core::WorkerId;
+use tucano::{WorkerNode, WorkerNodeConfig};
+
+/// Runs a Tucano worker: registers with the controller, starts and stops instances (local
+/// processes) on its request, reports metrics and instance states in heartbeats, and proxies
+/// the balancer's requests to its instances. Ctrl-C or SIGTERM stops every instance (SIGTERM, then
+/// SIGKILL after its grace period) and deregisters; if the worker is killed instead, its
+/// instances die with it.
+#[derive(Parser, Debug)]
+#[command(name = "worker", version)]
+struct Flags {
+    /// Base URL of the controller API.
+    #[arg(long, default_value = "http://127.0.0.1:7070")]
+    controller: String,
+    /// Address of this worker's API, which the controller calls.
+    #[arg(long, default_value = "127.0.0.1:7071")]
+    listen: SocketAddr,
+    /// Address of this worker's proxy, which the balancer sends requests to.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    proxy: SocketAddr,
+    /// IP address to advertise to the controller when --listen or --proxy is 0.0.0.0.
+    #[arg(long)]
+    advertise: Option<IpAddr>,
+    /// This worker's id (letters, digits, '-', '_', '.'); random if omitted.
+    #[arg(long)]
+    id: Option<WorkerId>,
+    /// How often to send a heartbeat with metrics and instance states (e.g. `1s`).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    heartbeat_interval: Duration,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tucano::init_logging();
+    let flags = Flags::parse();
+    let mut signals = match tucano::ShutdownSignals::install() {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("worker: cannot handle signals: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut config = WorkerNodeConfig::new(flags.controller, flags.listen, flags.proxy);
+    config.advertise = flags.advertise;
+    config.id = flags.id;
+    config.heartbeat_interval = flags.heartbeat_interval;
+    let node = match WorkerNode::start(config).await {
+        Ok(node) => node,
+        Err(error) => {
+            eprintln!("worker: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "worker {} API on http://{}, proxy on {}",
+        node.worker().id(),
+        node.api_addr(),
+        node.proxy_addr()
+    );
+    let signal = signals.recv().await;
+    eprintln!("worker: {signal}: shutting down");
+    node.shutdown().await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,145 @@
+//! `ControllerNode`: a controller with its HTTP API and its load balancer, ready to run.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tucano_core::controller::{Controller, ControllerConfig, ControllerHandle, ControllerParts};
+use tucano_core::scheduler::LeastLoaded;
+use tucano_core::store::{MemoryStore, SqliteStore, Store};
+use tucano_http::{ApiServer, ControllerClient, WorkerClient, controller_router};
+use tucano_lb::{Proxy, ProxyConfig, ProxyServer, RoutingTable};
+
+use crate::node_error::{NodeError, bind};
+
+/// Where the controller keeps its state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateStore {
+    /// In memory: lost when the controller stops.
+    Memory,
+    /// A SQLite database file, created if missing; a restarted controller resumes from it.
+    Sqlite(PathBuf),
+}
+
+/// Settings of a [`ControllerNode`].
+#[derive(Clone, Debug)]
+pub struct ControllerNodeConfig {
+    /// Where the controller API listens.
+    pub api: SocketAddr,
+    /// Where the load balancer listens.
+    pub balancer: SocketAddr,
+    /// The controller engine's settings.
+    pub controller: ControllerConfig,
+    /// Where state is kept.
+    pub state: StateStore,
+    /// The balancer's timeouts.
+    pub proxy: ProxyConfig,
+}
+
+impl ControllerNodeConfig {
+    /// Defaults on the given addresses, with state in memory.
+    pub fn new(api: SocketAddr, balancer: SocketAddr) -> Self {
+        Self {
+            api,
+            balancer,
+            controller: ControllerConfig::default(),
+            state: StateStore::Memory,
+            proxy: ProxyConfig::default(),
+        }
+    }
+}
+
+/// A running controller node: the controller engine, its API and the load balancer, wired
+/// to the default scheduler (least loaded), HTTP transport to workers, and the balancer's
+/// routing table.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use tucano::{ControllerNode, ControllerNodeConfig};
+/// let config = ControllerNodeConfig::new("127.0.0.1:0".parse()?, "127.0.0.1:0".parse()?);
+/// let node = ControllerNode::start(config).await?;
+/// assert!(node.client().list_workers().await?.is_empty());
+/// node.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct ControllerNode {
+    controller: ControllerHandle,
+    api: ApiServer,
+    balancer: ProxyServer,
+    routes: Arc<RoutingTable>,
+    client: ControllerClient,
+}
+
+impl ControllerNode {
+    /// Binds both addresses, loads state and starts serving.
+    pub async fn start(config: ControllerNodeConfig) -> Result<Self, NodeError> {
+        let api_listener = bind(config.api).await?;
+        let balancer_listener = bind(config.balancer).await?;
+        let store: Arc<dyn Store> = match &config.state {
+            StateStore::Memory => Arc::new(MemoryStore::new()),
+            StateStore::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+        };
+        let routes = Arc::new(RoutingTable::new());
+        let parts = ControllerParts {
+            scheduler: Arc::new(LeastLoaded),
+            workers: Arc::new(WorkerClient::new()?),
+            store,
+            endpoints: routes.clone(),
+        };
+        let controller = Controller::start(config.controller, parts).await?;
+        let api = ApiServer::serve(api_listener, controller_router(controller.clone())).map_err(
+            |source| NodeError::Bind {
+                addr: config.api,
+                source,
+            },
+        )?;
+        let balancer = Proxy::serve(balancer_listener, routes.clone(), config.proxy)?;
+        let client = ControllerClient::new(&format!("http://{}", api.local_addr()))?;
+        tracing::info!(api = %api.local_addr(), balancer = %balancer.local_addr(), "controller node started");
+        Ok(Self {
+            controller,
+            api,
+            balancer,
+            routes,
+            client,
+        })
+    }
+
+    /// Where the API listens.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api.local_addr()
+    }
+
+    /// The API's base URL, for workers and clients.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api_addr())
+    }
+
+    /// Where the load balancer listens.
+    pub fn balancer_addr(&self) -> SocketAddr {
+        self.balancer.local_addr()
+    }
+
+    /// The controller engine.
+    pub fn controller(&self) -> &ControllerHandle {
+        &self.controller
+    }
+
+    /// The balancer's routing table.
+    pub fn routes(&self) -> &Arc<RoutingTable> {
+        &self.routes
+    }
+
+    /// A typed client of this node's API.
+    pub fn client(&self) -> &ControllerClient {
+        &self.client
+    }
+
+    /// Stops the balancer and the API (letting open requests finish), then the controller.
+    pub async fn shutdown(self) {
+        self.balancer.shutdown().await;
+        self.api.shutdown().await;
+        self.controller.shutdown().await;
+    }
+}

@@ -1,0 +1,151 @@
+//! `WorkerNode`: a worker with its HTTP API and its proxy, running instances as processes.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tucano_core::transport::ControllerTransport;
+use tucano_core::worker::{Worker, WorkerConfig, WorkerParts};
+use tucano_core::{ProcessRuntime, ProcessRuntimeConfig, SystemMonitor, WorkerId};
+use tucano_http::{ApiServer, ControllerClient, worker_router};
+use tucano_lb::{ProxyConfig, ProxyServer, WorkerProxy};
+
+use crate::node_error::{NodeError, bind, local_addr};
+
+/// Settings of a [`WorkerNode`].
+#[derive(Clone, Debug)]
+pub struct WorkerNodeConfig {
+    /// Base URL of the controller API.
+    pub controller_url: String,
+    /// Where the worker API listens.
+    pub listen: SocketAddr,
+    /// Where the worker proxy listens.
+    pub proxy: SocketAddr,
+    /// The address the controller and balancer reach this worker at, when the listen
+    /// addresses are unspecified (`0.0.0.0`).
+    pub advertise: Option<IpAddr>,
+    /// The worker's id; random if `None`.
+    pub id: Option<WorkerId>,
+    /// How often to send a heartbeat.
+    pub heartbeat_interval: Duration,
+    /// The process runtime's settings.
+    pub runtime: ProcessRuntimeConfig,
+    /// The worker proxy's timeouts.
+    pub proxy_config: ProxyConfig,
+}
+
+impl WorkerNodeConfig {
+    /// Defaults: random id, 1 s heartbeats.
+    pub fn new(controller_url: impl Into<String>, listen: SocketAddr, proxy: SocketAddr) -> Self {
+        Self {
+            controller_url: controller_url.into(),
+            listen,
+            proxy,
+            advertise: None,
+            id: None,
+            heartbeat_interval: Duration::from_secs(1),
+            runtime: ProcessRuntimeConfig::default(),
+            proxy_config: ProxyConfig::default(),
+        }
+    }
+}
+
+/// A running worker node: the worker engine on the process runtime, its API and its proxy.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use tucano::{ControllerNode, ControllerNodeConfig, WorkerNode, WorkerNodeConfig};
+/// let any = "127.0.0.1:0".parse()?;
+/// let controller = ControllerNode::start(ControllerNodeConfig::new(any, any)).await?;
+/// let worker = WorkerNode::start(WorkerNodeConfig::new(controller.api_url(), any, any)).await?;
+/// assert_eq!(controller.client().list_workers().await?.len(), 1);
+/// worker.shutdown().await;
+/// controller.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct WorkerNode {
+    worker: Worker,
+    api: ApiServer,
+    proxy: ProxyServer,
+}
+
+impl WorkerNode {
+    /// Starts a worker that reaches its controller over HTTP.
+    pub async fn start(config: WorkerNodeConfig) -> Result<Self, NodeError> {
+        let controller = Arc::new(ControllerClient::new(&config.controller_url)?);
+        Self::start_with_transport(config, controller).await
+    }
+
+    /// Starts a worker that reaches its controller through `controller`.
+    pub async fn start_with_transport(
+        config: WorkerNodeConfig,
+        controller: Arc<dyn ControllerTransport>,
+    ) -> Result<Self, NodeError> {
+        let api_listener = bind(config.listen).await?;
+        let proxy_listener = bind(config.proxy).await?;
+        let api_addr = advertised(local_addr(&api_listener, config.listen)?, config.advertise)?;
+        let proxy_addr = advertised(local_addr(&proxy_listener, config.proxy)?, config.advertise)?;
+        let parts = WorkerParts {
+            runtime: Arc::new(ProcessRuntime::new(config.runtime)?),
+            metrics: Arc::new(SystemMonitor::new()?),
+            controller,
+        };
+        let mut worker_config = WorkerConfig::new(
+            config.id.unwrap_or_else(WorkerId::random),
+            format!("http://{api_addr}"),
+            proxy_addr,
+        );
+        worker_config.heartbeat_interval = config.heartbeat_interval;
+        let worker = Worker::new(worker_config, parts).await?;
+        let api =
+            ApiServer::serve(api_listener, worker_router(worker.clone())).map_err(|source| {
+                NodeError::Bind {
+                    addr: config.listen,
+                    source,
+                }
+            })?;
+        let proxy = WorkerProxy::serve(proxy_listener, worker.directory(), config.proxy_config)?;
+        if let Err(error) = worker.join().await {
+            proxy.shutdown().await;
+            api.shutdown().await;
+            return Err(error.into());
+        }
+        tracing::info!(worker = %worker.id(), api = %api_addr, proxy = %proxy_addr, "worker node started");
+        Ok(Self { worker, api, proxy })
+    }
+
+    /// The worker engine.
+    pub fn worker(&self) -> &Worker {
+        &self.worker
+    }
+
+    /// Where the worker API listens.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api.local_addr()
+    }
+
+    /// Where the worker proxy listens.
+    pub fn proxy_addr(&self) -> SocketAddr {
+        self.proxy.local_addr()
+    }
+
+    /// Graceful stop: stops every instance within its grace period, deregisters (so the
+    /// controller replaces them at once), then closes the proxy and the API.
+    pub async fn shutdown(self) {
+        self.worker.shutdown().await;
+        self.proxy.shutdown().await;
+        self.api.shutdown().await;
+    }
+}
+
+/// The address others reach a listener at: its own, unless unspecified, then `advertise`.
+fn advertised(bound: SocketAddr, advertise: Option<IpAddr>) -> Result<SocketAddr, NodeError> {
+    match (bound.ip().is_unspecified(), advertise) {
+        (_, Some(ip)) => Ok(SocketAddr::new(ip, bound.port())),
+        (false, None) => Ok(bound),
+        (true, None) => Err(NodeError::Config(format!(
+            "listening on {bound} needs an address to advertise to the controller (--advertise)"
+        ))),
+    }
+}
