@@ -259,6 +259,8 @@ impl Engine {
         tracing::info!(service = %name, replicas = spec.replicas, "service created");
         self.services.insert(name.clone(), ServiceRecord::new(spec));
         self.persistence.dirty.services.insert(name.clone());
+        // Known to the balancer at once: requests get 503 until an instance runs, not 404.
+        self.dirty_routes.insert(name.clone());
         self.reconcile();
         self.placement_outcome(&name)
     }
@@ -588,7 +590,7 @@ impl Engine {
     }
 
     /// Publishes the running instances of every service whose endpoints may have changed.
-    fn publish_routes(&mut self) {
+    pub fn publish_routes(&mut self) {
         for name in std::mem::take(&mut self.dirty_routes) {
             let Some(service) = self.services.get(&name) else {
                 self.parts.endpoints.remove(&name);

@@ -30,6 +30,8 @@ impl Engine {
         for name in names {
             self.reconcile_service(&name, now, &mut cluster);
         }
+        // Before any caller gets its answer, the balancer sees what the pass changed.
+        self.publish_routes();
     }
 
     fn reconcile_service(&mut self, name: &ServiceName, now: Instant, cluster: &mut ClusterView) {
