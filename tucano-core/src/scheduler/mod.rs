@@ -3,7 +3,7 @@
 
 mod least_loaded;
 
-pub use least_loaded::LeastLoaded;
+pub use least_loaded::{INSTANCE_PENALTY, LeastLoaded, SAME_SERVICE_PENALTY};
 
 use crate::model::{NodeMetrics, Resources, RuntimeKind, ServiceName, WorkerId};
 
