@@ -41,14 +41,17 @@ struct Flags {
 #[tokio::main]
 async fn main() -> ExitCode {
     tucano::init_logging();
-    let flags = Flags::parse();
-    let mut signals = match tucano::ShutdownSignals::install() {
-        Ok(signals) => signals,
+    match run(Flags::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("controller: cannot handle signals: {error}");
-            return ExitCode::FAILURE;
+            eprintln!("controller: {error}");
+            ExitCode::FAILURE
         }
-    };
+    }
+}
+
+async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
+    let mut signals = tucano::ShutdownSignals::install()?;
     let mut config = ControllerNodeConfig::new(flags.api, flags.balancer);
     config.controller.liveness_timeout = flags.liveness_timeout;
     config.state = if flags.in_memory {
@@ -56,17 +59,11 @@ async fn main() -> ExitCode {
     } else {
         StateStore::Sqlite(flags.state)
     };
-    let node = match ControllerNode::start(config).await {
-        Ok(node) => node,
-        Err(error) => {
-            eprintln!("controller: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let node = ControllerNode::start(config).await?;
     println!("controller API on http://{}", node.api_addr());
     println!("load balancer on http://{}", node.balancer_addr());
     let signal = signals.recv().await;
     eprintln!("controller: {signal}: shutting down");
     node.shutdown().await;
-    ExitCode::SUCCESS
+    Ok(())
 }

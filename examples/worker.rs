@@ -41,25 +41,22 @@ struct Flags {
 #[tokio::main]
 async fn main() -> ExitCode {
     tucano::init_logging();
-    let flags = Flags::parse();
-    let mut signals = match tucano::ShutdownSignals::install() {
-        Ok(signals) => signals,
+    match run(Flags::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("worker: cannot handle signals: {error}");
-            return ExitCode::FAILURE;
+            eprintln!("worker: {error}");
+            ExitCode::FAILURE
         }
-    };
+    }
+}
+
+async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
+    let mut signals = tucano::ShutdownSignals::install()?;
     let mut config = WorkerNodeConfig::new(flags.controller, flags.listen, flags.proxy);
     config.advertise = flags.advertise;
     config.id = flags.id;
     config.heartbeat_interval = flags.heartbeat_interval;
-    let node = match WorkerNode::start(config).await {
-        Ok(node) => node,
-        Err(error) => {
-            eprintln!("worker: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let node = WorkerNode::start(config).await?;
     println!(
         "worker {} API on http://{}, proxy on {}",
         node.worker().id(),
@@ -69,5 +66,5 @@ async fn main() -> ExitCode {
     let signal = signals.recv().await;
     eprintln!("worker: {signal}: shutting down");
     node.shutdown().await;
-    ExitCode::SUCCESS
+    Ok(())
 }

@@ -48,8 +48,8 @@ impl WorkerRecord {
         }
     }
 
-    /// Rebuilds a record from its stored view; it counts as alive for one liveness timeout,
-    /// within which the worker must register again.
+    /// Rebuilds a record from its stored view; a worker stored alive counts as alive for one
+    /// liveness timeout, within which it must register again.
     pub fn restore(view: &WorkerView) -> Self {
         Self {
             id: view.id.clone(),
@@ -58,7 +58,7 @@ impl WorkerRecord {
             runtime: view.runtime,
             capacity: view.capacity,
             boot_id: view.boot_id,
-            state: WorkerState::Alive,
+            state: view.state,
             registered_at: view.registered_at,
             last_heartbeat_at: view.last_heartbeat_at,
             last_seen: Instant::now(),
