@@ -570,3 +570,86 @@ async fn a_restarted_controller_recovers_from_its_store() {
     assert_eq!(view.instances.len(), 2, "no duplicates started: {view:#?}");
     assert!(second.workers.starts.lock().unwrap().is_empty());
 }
+
+/// A store that refuses writes while `down` is set.
+struct FlakyStore {
+    inner: MemoryStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Store for FlakyStore {
+    async fn load(
+        &self,
+    ) -> Result<tucano_core::store::StoredState, tucano_core::store::StoreError> {
+        self.inner.load().await
+    }
+    async fn apply(
+        &self,
+        batch: Vec<tucano_core::store::StoreOp>,
+    ) -> Result<(), tucano_core::store::StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(tucano_core::store::StoreError("disk unavailable".into()));
+        }
+        self.inner.apply(batch).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn writes_given_up_while_the_store_is_down_are_rewritten_deletes_included() {
+    let store = Arc::new(FlakyStore {
+        inner: MemoryStore::new(),
+        down: std::sync::atomic::AtomicBool::new(false),
+    });
+    let workers = Arc::new(FakeWorkers::default());
+    let parts = ControllerParts {
+        scheduler: Arc::new(LeastLoaded),
+        workers: workers.clone(),
+        store: store.clone(),
+        endpoints: Arc::new(Routes::default()),
+    };
+    let controller = Controller::start(config(), parts).await.unwrap();
+    controller.create_service(spec("gone", 0)).await.ok();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(store.load().await.unwrap().services.len(), 1);
+
+    store.down.store(true, Ordering::SeqCst);
+    controller.delete_service("gone").await.unwrap();
+    controller.create_service(spec("kept", 0)).await.ok();
+    // Long enough for the writer to give up on its batches.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    store.down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let names: Vec<String> = store
+        .load()
+        .await
+        .unwrap()
+        .services
+        .iter()
+        .map(|s| s.spec.name.to_string())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["kept".to_string()],
+        "the delete made while the store was down landed"
+    );
+    controller.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleting_twice_joins_the_first_delete() {
+    let h = harness().await;
+    h.register("a").await;
+    h.controller.create_service(spec("web", 1)).await.unwrap();
+    h.wait_for("web", |v| count(v, InstanceState::Running) == 1)
+        .await;
+    let (first, second) = tokio::join!(
+        h.controller.delete_service("web"),
+        h.controller.delete_service("web")
+    );
+    assert!(matches!(first, Ok(DeleteOutcome::Deleted(_))), "{first:?}");
+    assert!(
+        matches!(second, Ok(DeleteOutcome::Deleted(_))),
+        "{second:?}"
+    );
+}

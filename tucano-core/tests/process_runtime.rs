@@ -56,6 +56,14 @@ fn main() {
             "instances_die_with_a_sigkilled_worker",
             instances_die_with_a_sigkilled_worker,
         ),
+        Trial::test(
+            "descendants_are_stopped_with_their_instance",
+            descendants_are_stopped_with_their_instance,
+        ),
+        Trial::test(
+            "descendants_die_when_the_instance_exits",
+            descendants_die_when_the_instance_exits,
+        ),
     ];
     libtest_mimic::run(&args, tests).exit();
 }
@@ -74,6 +82,12 @@ fn run_child(role: &str) {
             std::process::exit(3);
         }
         "silent" => std::thread::sleep(Duration::from_secs(600)),
+        // Like `sh -c 'server'` without exec: the listener is a grandchild of the runtime.
+        "parent" => {
+            let status = std::env::current_exe()
+                .and_then(|exe| Command::new(exe).env(CHILD_ROLE, "server").status());
+            std::process::exit(status.ok().and_then(|s| s.code()).unwrap_or(1));
+        }
         "host" => host(),
         other => {
             eprintln!("unknown child role {other}");
@@ -440,4 +454,59 @@ fn instances_die_with_a_sigkilled_worker() -> Result<(), Failed> {
         wait_dead(pid, Duration::from_secs(5)),
         format!("instance {pid} outlived its worker"),
     )
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+fn descendants_are_stopped_with_their_instance() -> Result<(), Failed> {
+    block_on(async {
+        let runtime = new_runtime()?;
+        let spec = spec("parent");
+        // Ready means the grandchild's listener answered: the readiness check accepts any
+        // process of the instance's group.
+        let started = runtime.start(&spec).await?;
+        let leader = started.pid.unwrap_or(0);
+        let grandchildren = children_of(leader);
+        check(
+            grandchildren.len() == 1,
+            format!("one grandchild: {grandchildren:?}"),
+        )?;
+        runtime.stop(spec.id, Duration::from_secs(5)).await?;
+        check(wait_dead(leader, Duration::from_secs(2)), "leader gone")?;
+        check(
+            wait_dead(grandchildren[0], Duration::from_secs(2)),
+            "grandchild gone with the stop",
+        )
+    })
+}
+
+fn descendants_die_when_the_instance_exits() -> Result<(), Failed> {
+    block_on(async {
+        let runtime = new_runtime()?;
+        let mut events = runtime.subscribe();
+        let spec = spec("parent");
+        let started = runtime.start(&spec).await?;
+        let leader = started.pid.unwrap_or(0);
+        let grandchildren = children_of(leader);
+        check(
+            grandchildren.len() == 1,
+            format!("one grandchild: {grandchildren:?}"),
+        )?;
+        // The leader dies on its own, leaving its child behind; the runtime cleans the group.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(leader as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )?;
+        tokio::time::timeout(Duration::from_secs(5), events.recv()).await??;
+        check(
+            wait_dead(grandchildren[0], Duration::from_secs(2)),
+            "grandchild outlived its instance",
+        )
+    })
 }

@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use tucano_core::store::{MemoryStore, SqliteStore, Store, StoreOp, StoredService};
+use tucano_core::store::{MemoryStore, SqliteStore, Store, StoreOp, StoredService, StoredState};
 use tucano_core::wire::{InstanceView, WorkerState, WorkerView};
 use tucano_core::{BootId, InstanceId, InstanceState, Resources, RuntimeKind, ServiceSpec};
 
@@ -84,8 +84,36 @@ async fn scenario(store: &dyn Store) {
     let state = store.load().await.unwrap();
     assert_eq!(state.services.len(), 1);
     assert_eq!(state.services[0].spec.replicas, 5);
-    assert_eq!(state.instances, vec![a2]);
+    assert_eq!(state.instances, vec![a2.clone()]);
     assert!(state.workers.is_empty());
+
+    // A full replacement leaves exactly what it carries.
+    let replacement = StoredState {
+        services: vec![service("api", 3)],
+        instances: vec![other.clone()],
+        workers: vec![worker("w2")],
+    };
+    store
+        .apply(vec![StoreOp::ReplaceAll(replacement.clone())])
+        .await
+        .unwrap();
+    let state = store.load().await.unwrap();
+    assert_eq!(state.services.len(), 1);
+    assert_eq!(state.services[0].spec.name.as_str(), "api");
+    assert_eq!(state.instances, vec![other]);
+    assert_eq!(state.workers.len(), 1);
+    store
+        .apply(vec![StoreOp::ReplaceAll(StoredState::default())])
+        .await
+        .unwrap();
+    assert_eq!(store.load().await.unwrap(), StoredState::default());
+    store
+        .apply(vec![
+            StoreOp::ReplaceAll(replacement),
+            StoreOp::PutInstance(a2),
+        ])
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -102,7 +130,7 @@ async fn sqlite_store_keeps_and_replaces_rows_across_reopen() {
     let reopened = SqliteStore::open(&path).unwrap();
     let state = reopened.load().await.unwrap();
     assert_eq!(state.services.len(), 1);
-    assert_eq!(state.instances.len(), 1);
+    assert_eq!(state.instances.len(), 2);
 }
 
 #[tokio::test]

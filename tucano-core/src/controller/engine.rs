@@ -141,23 +141,21 @@ impl Engine {
                 command = queue.recv() => {
                     let Some(command) = command else { break };
                     if let Command::Shutdown(reply) = command {
-                        self.flush();
-                        self.persistence.finish().await;
+                        self.flush_and_finish().await;
                         let _ = reply.send(());
                         return;
                     }
                     self.handle(command);
                 }
                 _ = tick.tick() => self.on_tick(),
-                Some(()) = self.persist_failed.recv() => self.mark_everything_dirty(),
+                Some(()) = self.persist_failed.recv() => self.persistence.resync = true,
             }
             if self.needs_reconcile {
                 self.reconcile();
             }
             self.publish_routes();
         }
-        self.flush();
-        self.persistence.finish().await;
+        self.flush_and_finish().await;
     }
 
     fn on_tick(&mut self) {
@@ -303,7 +301,18 @@ impl Engine {
     }
 
     fn delete_service(&mut self, name: &str) -> Result<DeleteStarted, ControllerError> {
-        let service = self.live_service_mut(name)?;
+        let service = match self.live_service_mut(name) {
+            Err(ControllerError::ServiceDeleting(name)) => {
+                let (done, receiver) = oneshot::channel();
+                self.delete_waiters
+                    .entry(name.clone())
+                    .or_default()
+                    .push(done);
+                let view = self.service(name.as_str())?.view();
+                return Ok((view, Some(receiver)));
+            }
+            other => other?,
+        };
         let name = service.spec.name.clone();
         tracing::info!(service = %name, "service deletion requested");
         service.deleting = true;
@@ -616,10 +625,28 @@ impl Engine {
 
     /// Hands what changed to the store writer.
     pub fn flush(&mut self) {
-        if self.persistence.dirty.is_empty() {
-            return;
+        if let Some(batch) = self.pending_batch()
+            && self.persistence.offer(batch)
+        {
+            self.persistence.clear();
+        }
+    }
+
+    /// Writes what is pending and waits for the store (at shutdown).
+    async fn flush_and_finish(self) {
+        let batch = self.pending_batch();
+        self.persistence.finish(batch).await;
+    }
+
+    /// The store operations that bring the store up to date, if any.
+    fn pending_batch(&self) -> Option<Vec<StoreOp>> {
+        if self.persistence.resync {
+            return Some(vec![StoreOp::ReplaceAll(self.snapshot())]);
         }
         let dirty = &self.persistence.dirty;
+        if dirty.is_empty() {
+            return None;
+        }
         let mut batch = Vec::new();
         for name in &dirty.services {
             batch.push(match self.services.get(name) {
@@ -645,21 +672,24 @@ impl Engine {
                 None => StoreOp::DeleteWorker(id.clone()),
             });
         }
-        if self.persistence.offer(batch) {
-            self.persistence.dirty = Default::default();
-        }
+        Some(batch)
     }
 
-    fn mark_everything_dirty(&mut self) {
-        let dirty = &mut self.persistence.dirty;
-        for (name, service) in &self.services {
-            dirty.services.insert(name.clone());
-            for id in service.instances.keys() {
-                dirty.instances.insert((name.clone(), *id));
-            }
-        }
-        for worker in self.workers.iter() {
-            dirty.workers.insert(worker.id.clone());
+    /// Everything the controller knows, as stored.
+    fn snapshot(&self) -> StoredState {
+        let counts = self.instances_per_worker();
+        StoredState {
+            services: self.services.values().map(ServiceRecord::stored).collect(),
+            instances: self
+                .services
+                .values()
+                .flat_map(|s| s.instances.values().map(|i| i.view(&s.spec)))
+                .collect(),
+            workers: self
+                .workers
+                .iter()
+                .map(|w| w.view(counts.get(&w.id).copied().unwrap_or(0)))
+                .collect(),
         }
     }
 }

@@ -223,7 +223,8 @@ impl ControllerHandle {
     }
 
     /// Terminates every instance of a service, then forgets it. Waits up to
-    /// [`ControllerConfig::delete_wait`] for the instances to terminate.
+    /// [`ControllerConfig::delete_wait`] for the instances to terminate. Deleting a service
+    /// that is being deleted joins that wait.
     pub async fn delete_service(&self, name: &str) -> Result<DeleteOutcome, ControllerError> {
         let name = name.to_owned();
         let (view, done) = self
@@ -234,7 +235,8 @@ impl ControllerHandle {
         };
         match tokio::time::timeout(self.delete_wait, done).await {
             Ok(Ok(view)) => Ok(DeleteOutcome::Deleted(view)),
-            _ => Ok(DeleteOutcome::InProgress(view)),
+            Ok(Err(_)) => Err(ControllerError::Unavailable),
+            Err(_) => Ok(DeleteOutcome::InProgress(view)),
         }
     }
 

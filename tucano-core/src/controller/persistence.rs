@@ -30,6 +30,8 @@ impl DirtySet {
 /// The controller's side of the writer: a queue of batches.
 pub(crate) struct Persistence {
     pub dirty: DirtySet,
+    /// A batch was given up: the next flush rewrites the whole state.
+    pub resync: bool,
     batches: mpsc::Sender<Vec<StoreOp>>,
     writer: tokio::task::JoinHandle<()>,
 }
@@ -53,6 +55,7 @@ impl Persistence {
         });
         Self {
             dirty: DirtySet::default(),
+            resync: false,
             batches,
             writer,
         }
@@ -64,8 +67,17 @@ impl Persistence {
         batch.is_empty() || self.batches.try_send(batch).is_ok()
     }
 
-    /// Waits until every queued batch is written.
-    pub async fn finish(self) {
+    /// Forgets the dirty marks once their batch was handed over.
+    pub fn clear(&mut self) {
+        self.dirty = DirtySet::default();
+        self.resync = false;
+    }
+
+    /// Hands over a last batch (waiting for room), then waits until everything is written.
+    pub async fn finish(self, last: Option<Vec<StoreOp>>) {
+        if let Some(batch) = last {
+            let _ = self.batches.send(batch).await;
+        }
         drop(self.batches);
         let _ = self.writer.await;
     }

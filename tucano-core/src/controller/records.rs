@@ -74,7 +74,10 @@ impl InstanceRecord {
                 start_attempts: view.start_attempts,
                 stop_failures: 0,
             },
-            worker: view.worker.clone(),
+            worker: view
+                .worker
+                .clone()
+                .filter(|_| state != InstanceState::Pending),
             address: view.address,
             reason: view.reason.clone(),
             exit: view.exit,

@@ -46,12 +46,19 @@ impl Engine {
         } else {
             "missing from its worker's registration"
         };
+        let (boot, generation) = (registration.report.boot_id, registration.report.generation);
         let gone = self.instances_on(&id, |i| {
+            // Within one boot, only what the worker had confirmed by the report's generation
+            // (a retried registration may predate a start that has since succeeded).
+            let covered = restarted
+                || i.confirmed_at
+                    .is_none_or(|(b, g)| b != boot || g <= generation);
             !reported.contains(&i.id)
                 && matches!(
                     i.state(),
                     InstanceState::Running | InstanceState::Terminating
                 )
+                && covered
         });
         for (service, instance, state) in gone {
             let event = if state == InstanceState::Terminating {

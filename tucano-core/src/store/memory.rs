@@ -63,6 +63,21 @@ impl Store for MemoryStore {
                 StoreOp::DeleteWorker(id) => {
                     tables.workers.remove(&id);
                 }
+                StoreOp::ReplaceAll(state) => {
+                    *tables = Tables {
+                        services: state
+                            .services
+                            .into_iter()
+                            .map(|s| (s.spec.name.clone(), s))
+                            .collect(),
+                        instances: state.instances.into_iter().map(|i| (i.id, i)).collect(),
+                        workers: state
+                            .workers
+                            .into_iter()
+                            .map(|w| (w.id.clone(), w))
+                            .collect(),
+                    };
+                }
             }
         }
         Ok(())

@@ -58,6 +58,8 @@ pub enum StoreOp {
     PutWorker(WorkerView),
     /// Remove a worker.
     DeleteWorker(WorkerId),
+    /// Replace everything with this state (after a failed write, to resynchronise).
+    ReplaceAll(StoredState),
 }
 
 /// Why a store operation failed.

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, Transaction, params};
 
 use super::{Store, StoreError, StoreOp, StoredState};
 
@@ -101,48 +101,71 @@ impl Store for SqliteStore {
         self.with_connection(move |connection| {
             let tx = connection.transaction().map_err(sql_error)?;
             for op in batch {
-                match op {
-                    StoreOp::PutService(service) => {
-                        let body = serde_json::to_string(&service).map_err(json_error)?;
-                        tx.execute(
-                            "INSERT OR REPLACE INTO services (name, body) VALUES (?1, ?2)",
-                            params![service.spec.name.as_str(), body],
-                        )
-                    }
-                    StoreOp::DeleteService(name) => tx
-                        .execute(
-                            "DELETE FROM instances WHERE service = ?1",
-                            params![name.as_str()],
-                        )
-                        .and_then(|_| {
-                            tx.execute("DELETE FROM services WHERE name = ?1", params![name.as_str()])
-                        }),
-                    StoreOp::PutInstance(instance) => {
-                        let body = serde_json::to_string(&instance).map_err(json_error)?;
-                        tx.execute(
-                            "INSERT OR REPLACE INTO instances (id, service, body) VALUES (?1, ?2, ?3)",
-                            params![instance.id.to_string(), instance.service.as_str(), body],
-                        )
-                    }
-                    StoreOp::DeleteInstance(id) => tx.execute(
-                        "DELETE FROM instances WHERE id = ?1",
-                        params![id.to_string()],
-                    ),
-                    StoreOp::PutWorker(worker) => {
-                        let body = serde_json::to_string(&worker).map_err(json_error)?;
-                        tx.execute(
-                            "INSERT OR REPLACE INTO workers (id, body) VALUES (?1, ?2)",
-                            params![worker.id.as_str(), body],
-                        )
-                    }
-                    StoreOp::DeleteWorker(id) => {
-                        tx.execute("DELETE FROM workers WHERE id = ?1", params![id.as_str()])
-                    }
-                }
-                .map_err(sql_error)?;
+                apply_op(&tx, op)?;
             }
             tx.commit().map_err(sql_error)
         })
         .await
     }
+}
+
+/// Applies one operation within a transaction.
+fn apply_op(tx: &Transaction<'_>, op: StoreOp) -> Result<(), StoreError> {
+    match op {
+        StoreOp::PutService(service) => {
+            let body = serde_json::to_string(&service).map_err(json_error)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO services (name, body) VALUES (?1, ?2)",
+                params![service.spec.name.as_str(), body],
+            )
+        }
+        StoreOp::DeleteService(name) => tx
+            .execute(
+                "DELETE FROM instances WHERE service = ?1",
+                params![name.as_str()],
+            )
+            .and_then(|_| {
+                tx.execute(
+                    "DELETE FROM services WHERE name = ?1",
+                    params![name.as_str()],
+                )
+            }),
+        StoreOp::PutInstance(instance) => {
+            let body = serde_json::to_string(&instance).map_err(json_error)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO instances (id, service, body) VALUES (?1, ?2, ?3)",
+                params![instance.id.to_string(), instance.service.as_str(), body],
+            )
+        }
+        StoreOp::DeleteInstance(id) => tx.execute(
+            "DELETE FROM instances WHERE id = ?1",
+            params![id.to_string()],
+        ),
+        StoreOp::PutWorker(worker) => {
+            let body = serde_json::to_string(&worker).map_err(json_error)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO workers (id, body) VALUES (?1, ?2)",
+                params![worker.id.as_str(), body],
+            )
+        }
+        StoreOp::DeleteWorker(id) => {
+            tx.execute("DELETE FROM workers WHERE id = ?1", params![id.as_str()])
+        }
+        StoreOp::ReplaceAll(state) => {
+            tx.execute_batch("DELETE FROM instances; DELETE FROM services; DELETE FROM workers;")
+                .map_err(sql_error)?;
+            let puts = state
+                .services
+                .into_iter()
+                .map(StoreOp::PutService)
+                .chain(state.instances.into_iter().map(StoreOp::PutInstance))
+                .chain(state.workers.into_iter().map(StoreOp::PutWorker));
+            for put in puts {
+                apply_op(tx, put)?;
+            }
+            return Ok(());
+        }
+    }
+    .map(|_| ())
+    .map_err(sql_error)
 }

@@ -2,6 +2,7 @@
 //! every interval and right after an instance changes.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use tokio::time::{Instant, MissedTickBehavior, timeout};
@@ -11,7 +12,9 @@ use crate::transport::TransportError;
 use crate::wire::{Heartbeat, Registration, RegistrationReply};
 
 /// Longest a metrics sample may take before a heartbeat goes without one.
-const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
+const SAMPLE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Shortest time a heartbeat call gets.
+const MIN_CALL_TIMEOUT: Duration = Duration::from_millis(200);
 
 impl WorkerInner {
     pub(crate) fn registration(&self) -> Registration {
@@ -31,7 +34,7 @@ impl WorkerInner {
             .register_retry
             .retry(
                 |attempt| async move {
-                    let result = self.parts.controller.register(&self.registration()).await;
+                    let result = self.register_once().await;
                     if let Err(error) = &result {
                         tracing::warn!(worker = %self.config.id, attempt, %error, "registration failed");
                     }
@@ -40,6 +43,27 @@ impl WorkerInner {
                 TransportError::is_retryable,
             )
             .await
+    }
+
+    /// One registration; remembers the controller's liveness timeout, which bounds each
+    /// heartbeat call.
+    async fn register_once(&self) -> Result<RegistrationReply, TransportError> {
+        let reply = self.parts.controller.register(&self.registration()).await?;
+        let liveness = reply.liveness_timeout;
+        self.liveness_ms.store(
+            u64::try_from(liveness.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        if self.config.heartbeat_interval * 3 > liveness {
+            tracing::warn!(interval = ?self.config.heartbeat_interval, ?liveness,
+                "heartbeat interval is more than a third of the controller's liveness timeout; one late heartbeat may get this worker declared dead");
+        }
+        Ok(reply)
+    }
+
+    /// Half the controller's liveness timeout: a heartbeat slower than that is no use.
+    fn call_timeout(&self) -> Duration {
+        (Duration::from_millis(self.liveness_ms.load(Ordering::Relaxed)) / 2).max(MIN_CALL_TIMEOUT)
     }
 
     pub(crate) async fn heartbeat_loop(self: Arc<Self>) {
@@ -70,16 +94,17 @@ impl WorkerInner {
                 metrics,
                 report: self.report(),
             };
-            let result = match self.parts.controller.heartbeat(&heartbeat).await {
-                Err(TransportError::NotFound(_)) => {
+            let call = timeout(
+                self.call_timeout(),
+                self.parts.controller.heartbeat(&heartbeat),
+            );
+            let result = match call.await {
+                Ok(Err(TransportError::NotFound(_))) => {
                     tracing::info!(worker = %self.config.id, "controller does not know this worker; registering again");
-                    self.parts
-                        .controller
-                        .register(&self.registration())
-                        .await
-                        .map(|_| ())
+                    self.register_once().await.map(|_| ())
                 }
-                other => other,
+                Ok(other) => other,
+                Err(_) => Err(TransportError::Unreachable("heartbeat timed out".into())),
             };
             match result {
                 Ok(()) if !healthy => {

@@ -7,6 +7,7 @@ mod instance_table;
 pub use instance_table::LocalDirectory;
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ use instance_table::{InstanceTable, LocalInstance};
 
 /// Grace period for instances adopted from the runtime, whose spec the worker never saw.
 const ADOPTED_STOP_GRACE: Duration = Duration::from_secs(10);
+/// The liveness timeout assumed until the controller states its own.
+const DEFAULT_LIVENESS_MS: u64 = 5_000;
 /// How long a deregistration may take at shutdown.
 const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -146,6 +149,7 @@ impl Worker {
             table: Mutex::new(table),
             directory,
             changed: Notify::new(),
+            liveness_ms: AtomicU64::new(DEFAULT_LIVENESS_MS),
             shutdown,
         });
         tokio::spawn(inner.clone().event_loop(events));
@@ -174,6 +178,8 @@ pub(crate) struct WorkerInner {
     directory: Arc<LocalDirectory>,
     /// Signalled when an instance changes, for an immediate heartbeat.
     changed: Notify,
+    /// The controller's liveness timeout, from the last registration (milliseconds).
+    liveness_ms: AtomicU64,
     shutdown: watch::Sender<bool>,
 }
 
@@ -195,6 +201,147 @@ impl WorkerInner {
         pruned
     }
 
+    async fn start_instance(&self, spec: InstanceSpec) -> Result<StartReply, WorkerError> {
+        if *self.shutdown.borrow() {
+            return Err(WorkerError::ShuttingDown);
+        }
+        let id = spec.id;
+        {
+            let mut table = self.table();
+            if let Some(existing) = table.entries.get(&id) {
+                return match existing.state {
+                    LocalState::Running => Ok(StartReply {
+                        instance: existing.report(id),
+                        boot_id: table.boot_id,
+                        generation: table.generation,
+                    }),
+                    state => Err(WorkerError::Conflict { id, state }),
+                };
+            }
+            table.entries.insert(
+                id,
+                LocalInstance {
+                    service: spec.service.clone(),
+                    stop_grace: spec.stop_grace_period,
+                    state: LocalState::Starting,
+                    address: None,
+                    pid: None,
+                    exit: None,
+                    reason: None,
+                    changed_at: Instant::now(),
+                },
+            );
+            table.changed();
+        }
+        self.changed.notify_one();
+        let started = self.parts.runtime.start(&spec).await;
+        let reply = self.finish_start(&spec, started);
+        self.changed.notify_one();
+        if matches!(reply, Err(WorkerError::Conflict { .. })) {
+            // Stopped while it started: make sure the process the start made is gone too.
+            if let Err(error) = self.parts.runtime.stop(id, spec.stop_grace_period).await {
+                tracing::debug!(instance = %id, %error, "instance stopped while starting was already gone");
+            }
+        }
+        reply
+    }
+
+    /// Records the outcome of a start in the table.
+    fn finish_start(
+        &self,
+        spec: &InstanceSpec,
+        started: Result<crate::runtime::StartedInstance, RuntimeError>,
+    ) -> Result<StartReply, WorkerError> {
+        let id = spec.id;
+        let mut table = self.table();
+        let (still_starting, early_exit) = match table.entries.get(&id) {
+            Some(entry) if entry.state == LocalState::Starting => (true, entry.exit),
+            _ => (false, None),
+        };
+        match started {
+            Ok(_) if !still_starting => Err(WorkerError::Conflict {
+                id,
+                state: LocalState::Stopping,
+            }),
+            Ok(_) if early_exit.is_some() => {
+                table.entries.remove(&id);
+                table.changed();
+                let status = early_exit.unwrap_or_default();
+                tracing::warn!(instance = %id, %status, "instance exited right after it became ready");
+                Err(WorkerError::Runtime(RuntimeError::ExitedDuringStartup {
+                    status,
+                    output: Vec::new(),
+                }))
+            }
+            Ok(started) => {
+                if let Some(entry) = table.set_state(id, LocalState::Running) {
+                    entry.address = Some(started.address);
+                    entry.pid = started.pid;
+                }
+                let generation = table.changed();
+                tracing::info!(instance = %id, service = %spec.service, address = %started.address, "instance running");
+                table
+                    .entries
+                    .get(&id)
+                    .map(|entry| StartReply {
+                        instance: entry.report(id),
+                        boot_id: table.boot_id,
+                        generation,
+                    })
+                    .ok_or(WorkerError::NotFound(id))
+            }
+            Err(error) => {
+                tracing::warn!(instance = %id, service = %spec.service, %error, "instance failed to start");
+                if still_starting {
+                    table.entries.remove(&id);
+                    table.changed();
+                }
+                Err(WorkerError::Runtime(error))
+            }
+        }
+    }
+
+    async fn stop_instance(
+        &self,
+        id: InstanceId,
+        grace: Option<Duration>,
+    ) -> Result<StopReply, WorkerError> {
+        let (grace, exited) = {
+            let mut table = self.table();
+            let entry = table.entries.get(&id).ok_or(WorkerError::NotFound(id))?;
+            let grace = grace.unwrap_or(entry.stop_grace);
+            if entry.state == LocalState::Exited {
+                let exit = entry.exit;
+                table.entries.remove(&id);
+                table.changed();
+                (grace, Some(exit))
+            } else {
+                table.set_state(id, LocalState::Stopping);
+                table.changed();
+                (grace, None)
+            }
+        };
+        self.changed.notify_one();
+        if let Some(exit) = exited {
+            // Let the runtime drop what it kept of the exited instance (its output).
+            let _ = self.parts.runtime.stop(id, grace).await;
+            return Ok(StopReply { exit });
+        }
+        let reply = match self.parts.runtime.stop(id, grace).await {
+            Ok(status) => Ok(StopReply { exit: Some(status) }),
+            Err(RuntimeError::NotFound(_)) => Ok(StopReply { exit: None }),
+            Err(error) => Err(WorkerError::Runtime(error)),
+        };
+        if reply.is_ok() {
+            let mut table = self.table();
+            table.entries.remove(&id);
+            table.changed();
+            tracing::info!(instance = %id, "instance stopped");
+        }
+        self.changed.notify_one();
+        reply
+    }
+
     async fn event_loop(self: Arc<Self>, mut events: broadcast::Receiver<RuntimeEvent>) {
         let mut shutdown = self.shutdown.subscribe();
         loop {
@@ -205,11 +352,13 @@ impl WorkerInner {
             match event {
                 Ok(RuntimeEvent::Exited { instance, status }) => {
                     let mut table = self.table();
-                    let running = table
-                        .entries
-                        .get(&instance)
-                        .is_some_and(|i| i.state == LocalState::Running);
-                    if running {
+                    let state = table.entries.get(&instance).map(|i| i.state);
+                    if state == Some(LocalState::Starting) {
+                        // The start is still being recorded; it will see this exit.
+                        if let Some(entry) = table.entries.get_mut(&instance) {
+                            entry.exit = Some(status);
+                        }
+                    } else if state == Some(LocalState::Running) {
                         tracing::warn!(%instance, %status, "instance exited on its own");
                         if let Some(entry) = table.set_state(instance, LocalState::Exited) {
                             entry.exit = Some(status);
@@ -281,117 +430,31 @@ impl Worker {
     }
 
     /// Starts an instance and returns once it accepts connections. Starting an id that
-    /// already runs answers with it instead of starting it twice.
+    /// already runs answers with it instead of starting it twice. The start runs in its own
+    /// task: a caller that goes away (a closed connection) cannot cancel it halfway.
     pub async fn start_instance(&self, spec: InstanceSpec) -> Result<StartReply, WorkerError> {
-        if *self.inner.shutdown.borrow() {
-            return Err(WorkerError::ShuttingDown);
-        }
-        let id = spec.id;
-        {
-            let mut table = self.inner.table();
-            if let Some(existing) = table.entries.get(&id) {
-                return match existing.state {
-                    LocalState::Running => Ok(StartReply {
-                        instance: existing.report(id),
-                        boot_id: table.boot_id,
-                        generation: table.generation,
-                    }),
-                    state => Err(WorkerError::Conflict { id, state }),
-                };
-            }
-            table.entries.insert(
-                id,
-                LocalInstance {
-                    service: spec.service.clone(),
-                    stop_grace: spec.stop_grace_period,
-                    state: LocalState::Starting,
-                    address: None,
-                    pid: None,
-                    exit: None,
-                    reason: None,
-                    changed_at: Instant::now(),
-                },
-            );
-            table.changed();
-        }
-        self.inner.changed.notify_one();
-        let started = self.inner.parts.runtime.start(&spec).await;
-        let mut table = self.inner.table();
-        let still_starting = table
-            .entries
-            .get(&id)
-            .is_some_and(|i| i.state == LocalState::Starting);
-        let reply = match started {
-            Ok(started) if still_starting => {
-                if let Some(entry) = table.set_state(id, LocalState::Running) {
-                    entry.address = Some(started.address);
-                    entry.pid = started.pid;
-                }
-                let generation = table.changed();
-                tracing::info!(instance = %id, service = %spec.service, address = %started.address, "instance running");
-                table
-                    .entries
-                    .get(&id)
-                    .map(|entry| StartReply {
-                        instance: entry.report(id),
-                        boot_id: table.boot_id,
-                        generation,
-                    })
-                    .ok_or(WorkerError::NotFound(id))
-            }
-            Ok(_) => Err(WorkerError::Runtime(RuntimeError::Other(
-                "instance was stopped while it started".into(),
-            ))),
-            Err(error) => {
-                tracing::warn!(instance = %id, service = %spec.service, %error, "instance failed to start");
-                if still_starting {
-                    table.entries.remove(&id);
-                    table.changed();
-                }
-                Err(WorkerError::Runtime(error))
-            }
-        };
-        drop(table);
-        self.inner.changed.notify_one();
-        reply
+        let inner = self.inner.clone();
+        tokio::spawn(async move { inner.start_instance(spec).await })
+            .await
+            .map_err(|e| {
+                WorkerError::Runtime(RuntimeError::Other(format!("start task failed: {e}")))
+            })?
     }
 
     /// Stops an instance (SIGTERM, then SIGKILL after `grace`, by default its spec's grace
-    /// period) and forgets it; forgets an exited one at once.
+    /// period) and forgets it; forgets an exited one at once. Like a start, it runs in its
+    /// own task.
     pub async fn stop_instance(
         &self,
         id: InstanceId,
         grace: Option<Duration>,
     ) -> Result<StopReply, WorkerError> {
-        let grace = {
-            let mut table = self.inner.table();
-            let entry = table.entries.get(&id).ok_or(WorkerError::NotFound(id))?;
-            if entry.state == LocalState::Exited {
-                let exit = entry.exit;
-                table.entries.remove(&id);
-                table.changed();
-                return Ok(StopReply { exit });
-            }
-            let grace = grace.unwrap_or(entry.stop_grace);
-            table.set_state(id, LocalState::Stopping);
-            table.changed();
-            grace
-        };
-        self.inner.changed.notify_one();
-        let result = self.inner.parts.runtime.stop(id, grace).await;
-        let reply = match result {
-            Ok(status) => Ok(StopReply { exit: Some(status) }),
-            Err(RuntimeError::NotFound(_)) => Ok(StopReply { exit: None }),
-            Err(error) => Err(WorkerError::Runtime(error)),
-        };
-        if reply.is_ok() {
-            let mut table = self.inner.table();
-            table.entries.remove(&id);
-            table.changed();
-            tracing::info!(instance = %id, "instance stopped");
-        }
-        self.inner.changed.notify_one();
-        reply
+        let inner = self.inner.clone();
+        tokio::spawn(async move { inner.stop_instance(id, grace).await })
+            .await
+            .map_err(|e| {
+                WorkerError::Runtime(RuntimeError::Other(format!("stop task failed: {e}")))
+            })?
     }
 
     /// The last `tail` output lines of an instance.

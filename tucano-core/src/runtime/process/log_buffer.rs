@@ -10,43 +10,56 @@ use crate::wire::{LogLine, LogStream};
 /// Longest line kept; longer output is split.
 pub const MAX_LINE_BYTES: usize = 4096;
 
-/// The last lines an instance wrote, at most `capacity` lines.
+/// The last lines an instance wrote: at most `max_lines` lines and `max_bytes` bytes.
 #[derive(Debug)]
 pub struct LogBuffer {
-    capacity: usize,
-    lines: Mutex<VecDeque<LogLine>>,
+    max_lines: usize,
+    max_bytes: usize,
+    kept: Mutex<Kept>,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    lines: VecDeque<LogLine>,
+    bytes: usize,
 }
 
 impl LogBuffer {
-    /// A buffer that keeps the last `capacity` lines.
-    pub fn new(capacity: usize) -> Self {
+    /// A buffer that keeps the last `max_lines` lines, within `max_bytes`.
+    pub fn new(max_lines: usize, max_bytes: usize) -> Self {
         Self {
-            capacity: capacity.max(1),
-            lines: Mutex::new(VecDeque::new()),
+            max_lines: max_lines.max(1),
+            max_bytes,
+            kept: Mutex::new(Kept::default()),
         }
     }
 
-    /// Appends a line, dropping the oldest when full.
+    /// Appends a line, dropping the oldest while over either bound (the newest line stays).
     pub fn push(&self, stream: LogStream, bytes: &[u8]) {
         let line = String::from_utf8_lossy(bytes).into_owned();
-        let mut lines = self
-            .lines
+        let mut kept = self
+            .kept
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        if lines.len() == self.capacity {
-            lines.pop_front();
+        kept.bytes += line.len();
+        kept.lines.push_back(LogLine { stream, line });
+        while kept.lines.len() > self.max_lines
+            || (kept.bytes > self.max_bytes && kept.lines.len() > 1)
+        {
+            if let Some(old) = kept.lines.pop_front() {
+                kept.bytes -= old.line.len();
+            }
         }
-        lines.push_back(LogLine { stream, line });
     }
 
     /// The last `n` lines, oldest first.
     pub fn tail(&self, n: usize) -> Vec<LogLine> {
-        let lines = self
-            .lines
+        let kept = self
+            .kept
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        let skip = lines.len().saturating_sub(n);
-        lines.iter().skip(skip).cloned().collect()
+        let skip = kept.lines.len().saturating_sub(n);
+        kept.lines.iter().skip(skip).cloned().collect()
     }
 
     /// Reads `reader` to its end, appending each line (split at [`MAX_LINE_BYTES`]).
@@ -87,7 +100,7 @@ mod tests {
 
     #[tokio::test]
     async fn keeps_the_last_lines_and_splits_long_ones() {
-        let buffer = LogBuffer::new(3);
+        let buffer = LogBuffer::new(3, 1 << 20);
         let long = "x".repeat(MAX_LINE_BYTES + 10);
         let input = format!("one\r\ntwo\nthree\n{long}\ntail");
         buffer.collect(LogStream::Stderr, input.as_bytes()).await;
@@ -97,5 +110,15 @@ mod tests {
         assert_eq!(lines[1], "x".repeat(10));
         assert_eq!(lines[2], "tail");
         assert_eq!(buffer.tail(1)[0].stream, LogStream::Stderr);
+    }
+
+    #[test]
+    fn keeps_within_the_byte_bound() {
+        let buffer = LogBuffer::new(100, 20);
+        for i in 0..10 {
+            buffer.push(LogStream::Stdout, format!("line-{i}").as_bytes());
+        }
+        let lines: Vec<_> = buffer.tail(100).into_iter().map(|l| l.line).collect();
+        assert_eq!(lines, ["line-7", "line-8", "line-9"]);
     }
 }

@@ -1,5 +1,6 @@
 //! `ProcessRuntime`: runs instances as local processes. The embedded default runtime.
 
+mod listener_owner;
 mod log_buffer;
 mod port_allocator;
 mod spawner;
@@ -34,6 +35,8 @@ const KILL_WAIT: Duration = Duration::from_secs(5);
 const MAX_EXITED_KEPT: usize = 256;
 /// Output lines kept per instance.
 const LOG_LINES: usize = 1000;
+/// Output bytes kept per instance.
+const LOG_BYTES: usize = 256 * 1024;
 
 /// Settings of a [`ProcessRuntime`].
 #[derive(Clone, Debug)]
@@ -154,7 +157,7 @@ impl ProcessRuntime {
         &self,
         spec: &InstanceSpec,
         port: u16,
-    ) -> Result<watch::Receiver<Option<ExitStatus>>, RuntimeError> {
+    ) -> Result<(u32, watch::Receiver<Option<ExitStatus>>), RuntimeError> {
         let command = self.command(spec, port)?;
         let mut child =
             self.inner
@@ -166,7 +169,7 @@ impl ProcessRuntime {
                     message: e.to_string(),
                 })?;
         let pid = child.id().unwrap_or(0);
-        let logs = Arc::new(LogBuffer::new(LOG_LINES));
+        let logs = Arc::new(LogBuffer::new(LOG_LINES, LOG_BYTES));
         if let Some(stdout) = child.stdout.take() {
             let logs = logs.clone();
             tokio::spawn(async move { logs.collect(LogStream::Stdout, stdout).await });
@@ -203,6 +206,8 @@ impl ProcessRuntime {
                     ExitStatus::default()
                 }
             };
+            // Descendants the instance left behind go with it.
+            Self::kill_group(pid);
             let _ = exit_tx.send(Some(status));
             if let Some(inner) = inner.upgrade() {
                 lock(&inner.ports).release(port);
@@ -213,11 +218,12 @@ impl ProcessRuntime {
                 });
             }
         });
-        Ok(exit_rx)
+        Ok((pid, exit_rx))
     }
 
     async fn wait_ready(
         address: SocketAddr,
+        group: u32,
         exit: &mut watch::Receiver<Option<ExitStatus>>,
         deadline: Instant,
     ) -> Startup {
@@ -226,10 +232,13 @@ impl ProcessRuntime {
             if let Some(status) = *exit.borrow() {
                 return Startup::Exited(status);
             }
-            if let Ok(Ok(_)) =
-                timeout(Duration::from_millis(250), TcpStream::connect(address)).await
-            {
-                // The port answers; make sure it is our child that answers.
+            let answered = matches!(
+                timeout(Duration::from_millis(250), TcpStream::connect(address)).await,
+                Ok(Ok(_))
+            );
+            // The port answers; make sure it is our instance that answers, not another program
+            // that took the same port.
+            if answered && listener_owner::group_listens_on(address.port(), group) != Some(false) {
                 return match *exit.borrow() {
                     Some(status) => Startup::Exited(status),
                     None => Startup::Ready,
@@ -257,14 +266,25 @@ impl ProcessRuntime {
         lock(&self.inner.instances).remove(&id);
     }
 
+    /// Signals a running instance: its process group (its children too), then the leader
+    /// in case it left the group.
     fn signal_group(pid: u32, signal: Signal) {
         let Ok(pid) = i32::try_from(pid) else { return };
         if pid <= 0 {
             return;
         }
-        // The group first (children of the instance too), then the leader in case it left it.
         let _ = kill(Pid::from_raw(-pid), signal);
         let _ = kill(Pid::from_raw(pid), signal);
+    }
+
+    /// SIGKILLs what is left of an exited instance's process group. The leader is reaped, but
+    /// its pid stays reserved while the group has members, so this reaches only them.
+    fn kill_group(pid: u32) {
+        if let Ok(pid) = i32::try_from(pid)
+            && pid > 0
+        {
+            let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+        }
     }
 
     async fn wait_exit(exit: &mut watch::Receiver<Option<ExitStatus>>) -> Option<ExitStatus> {
@@ -311,14 +331,14 @@ impl Runtime for ProcessRuntime {
                 ))
             })?;
             let address = SocketAddr::new(self.inner.config.host, port);
-            let mut exit = match self.spawn_on(spec, port).await {
-                Ok(exit) => exit,
+            let (pid, mut exit) = match self.spawn_on(spec, port).await {
+                Ok(spawned) => spawned,
                 Err(error) => {
                     lock(&self.inner.ports).release(port);
                     return Err(error);
                 }
             };
-            match Self::wait_ready(address, &mut exit, deadline).await {
+            match Self::wait_ready(address, pid, &mut exit, deadline).await {
                 Startup::Ready => {
                     let mut instances = lock(&self.inner.instances);
                     let Some(instance) = instances.get_mut(&spec.id) else {
