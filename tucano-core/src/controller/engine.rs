@@ -12,17 +12,16 @@ use super::records::{InstanceRecord, ServiceRecord};
 use super::worker_registry::{WorkerRecord, WorkerRegistry};
 use super::{ControllerConfig, ControllerError, ControllerParts};
 use crate::model::{
-    InstanceEvent, InstanceId, InstanceSpec, InstanceState, ServiceName, ServiceSpec, WorkerId,
-    validate_replicas,
+    InstanceEvent, InstanceId, InstanceState, ServiceName, ServiceSpec, WorkerId, validate_replicas,
 };
-use crate::store::{StoreOp, StoredState};
-use crate::transport::{Endpoint, TransportError, WorkerAddress};
+use crate::store::StoredState;
+use crate::transport::{Endpoint, TransportError};
 use crate::wire::{
     Heartbeat, Registration, RegistrationReply, ServiceView, StartReply, StopReply, WorkerView,
 };
 
 /// Grace period for stopping instances the controller has no spec for.
-const ORPHAN_GRACE: Duration = Duration::from_secs(10);
+pub(super) const ORPHAN_GRACE: Duration = Duration::from_secs(10);
 
 /// A reply channel.
 pub(crate) type Reply<T> = oneshot::Sender<T>;
@@ -435,169 +434,6 @@ impl Engine {
         }
     }
 
-    fn start_done(
-        &mut self,
-        service: &ServiceName,
-        id: InstanceId,
-        worker: &WorkerId,
-        result: Result<StartReply, TransportError>,
-    ) {
-        let wanted = self
-            .services
-            .get_mut(service)
-            .and_then(|s| s.instances.get_mut(&id))
-            .map(|instance| {
-                instance.start_in_flight = false;
-                instance.state() == InstanceState::Deploying
-                    && instance.worker.as_ref() == Some(worker)
-            })
-            .unwrap_or(false);
-        match result {
-            Ok(reply) if wanted => {
-                if let Some(instance) = self
-                    .services
-                    .get_mut(service)
-                    .and_then(|s| s.instances.get_mut(&id))
-                {
-                    instance.address = reply.instance.address;
-                    instance.confirmed_at = Some((reply.boot_id, reply.generation));
-                }
-                tracing::info!(service = %service, instance = %id, worker = %worker, address = ?reply.instance.address, "instance running");
-                self.transition(service, id, InstanceEvent::Ready, None);
-            }
-            Ok(_) => {
-                // Started, but no longer wanted there (stopped, or its worker was lost meanwhile).
-                self.stop_orphan(worker, id);
-            }
-            Err(error) if wanted => {
-                tracing::warn!(service = %service, instance = %id, worker = %worker, %error, "instance failed to start");
-                let after = self.transition(
-                    service,
-                    id,
-                    InstanceEvent::StartFailed,
-                    Some(format!("start on {worker} failed: {error}")),
-                );
-                if let Some(instance) = self
-                    .services
-                    .get_mut(service)
-                    .and_then(|s| s.instances.get_mut(&id))
-                    .filter(|_| after == Some(InstanceState::Pending))
-                {
-                    let delay = self
-                        .config
-                        .start_backoff
-                        .delay(instance.life.start_attempts);
-                    instance.not_before = Instant::now() + delay;
-                }
-            }
-            Err(_) => {}
-        }
-    }
-
-    fn stop_done(
-        &mut self,
-        service: &ServiceName,
-        id: InstanceId,
-        result: Result<StopReply, TransportError>,
-    ) {
-        let Some(instance) = self
-            .services
-            .get_mut(service)
-            .and_then(|s| s.instances.get_mut(&id))
-        else {
-            return;
-        };
-        instance.stop_in_flight = false;
-        if instance.state() != InstanceState::Terminating {
-            return;
-        }
-        match result {
-            Ok(reply) => {
-                instance.exit = reply.exit;
-                self.transition(service, id, InstanceEvent::Stopped, None);
-            }
-            Err(TransportError::NotFound(_)) => {
-                self.transition(service, id, InstanceEvent::Stopped, None);
-            }
-            Err(error) => {
-                tracing::warn!(service = %service, instance = %id, %error, "stop failed");
-                let after = self.transition(
-                    service,
-                    id,
-                    InstanceEvent::StopFailed,
-                    Some(format!("stop failed: {error}")),
-                );
-                if let Some(instance) = self
-                    .services
-                    .get_mut(service)
-                    .and_then(|s| s.instances.get_mut(&id))
-                    .filter(|_| after == Some(InstanceState::Terminating))
-                {
-                    let delay = self.config.stop_backoff.delay(instance.life.stop_failures);
-                    instance.next_stop_at = Instant::now() + delay;
-                }
-            }
-        }
-    }
-
-    /// Asks `worker` to stop (or forget) an instance the controller does not want there.
-    pub fn stop_orphan(&mut self, worker: &WorkerId, id: InstanceId) {
-        let Some(address) = self.workers.get(worker).map(WorkerRecord::address) else {
-            return;
-        };
-        if !self.orphan_stops.insert(id) {
-            return;
-        }
-        tracing::info!(instance = %id, worker = %worker, "stopping an instance the controller does not want on this worker");
-        let transport = self.parts.workers.clone();
-        let inbox = self.inbox.clone();
-        tokio::spawn(async move {
-            if let Err(error) = transport.stop_instance(&address, id, ORPHAN_GRACE).await {
-                tracing::debug!(instance = %id, %error, "orphan stop failed; the next report retries it");
-            }
-            let _ = inbox.send(Command::OrphanStopDone(id)).await;
-        });
-    }
-
-    pub fn spawn_start(&self, spec: InstanceSpec, worker: &WorkerAddress) {
-        let id = spec.id;
-        let transport = self.parts.workers.clone();
-        let inbox = self.inbox.clone();
-        let worker = worker.clone();
-        tokio::spawn(async move {
-            let result = transport.start_instance(&worker, &spec).await;
-            let _ = inbox
-                .send(Command::StartDone {
-                    service: spec.service,
-                    instance: id,
-                    worker: worker.id,
-                    result,
-                })
-                .await;
-        });
-    }
-
-    pub fn spawn_stop(&self, service: &ServiceName, id: InstanceId, worker: &WorkerAddress) {
-        let grace = self
-            .services
-            .get(service)
-            .map_or(ORPHAN_GRACE, |s| s.spec.stop_grace_period);
-        let transport = self.parts.workers.clone();
-        let inbox = self.inbox.clone();
-        let worker = worker.clone();
-        let service = service.clone();
-        tokio::spawn(async move {
-            let result = transport.stop_instance(&worker, id, grace).await;
-            let _ = inbox
-                .send(Command::StopDone {
-                    service,
-                    instance: id,
-                    result,
-                })
-                .await;
-        });
-    }
-
     /// Publishes the running instances of every service whose endpoints may have changed.
     pub fn publish_routes(&mut self) {
         for name in std::mem::take(&mut self.dirty_routes) {
@@ -620,76 +456,6 @@ impl Engine {
                 })
                 .collect();
             self.parts.endpoints.publish(&name, endpoints);
-        }
-    }
-
-    /// Hands what changed to the store writer.
-    pub fn flush(&mut self) {
-        if let Some(batch) = self.pending_batch()
-            && self.persistence.offer(batch)
-        {
-            self.persistence.clear();
-        }
-    }
-
-    /// Writes what is pending and waits for the store (at shutdown).
-    async fn flush_and_finish(self) {
-        let batch = self.pending_batch();
-        self.persistence.finish(batch).await;
-    }
-
-    /// The store operations that bring the store up to date, if any.
-    fn pending_batch(&self) -> Option<Vec<StoreOp>> {
-        if self.persistence.resync {
-            return Some(vec![StoreOp::ReplaceAll(self.snapshot())]);
-        }
-        let dirty = &self.persistence.dirty;
-        if dirty.is_empty() {
-            return None;
-        }
-        let mut batch = Vec::new();
-        for name in &dirty.services {
-            batch.push(match self.services.get(name) {
-                Some(service) => StoreOp::PutService(service.stored()),
-                None => StoreOp::DeleteService(name.clone()),
-            });
-        }
-        for (name, id) in &dirty.instances {
-            let Some(service) = self.services.get(name) else {
-                continue;
-            };
-            batch.push(match service.instances.get(id) {
-                Some(instance) => StoreOp::PutInstance(instance.view(&service.spec)),
-                None => StoreOp::DeleteInstance(*id),
-            });
-        }
-        let counts = self.instances_per_worker();
-        for id in &dirty.workers {
-            batch.push(match self.workers.get(id) {
-                Some(worker) => {
-                    StoreOp::PutWorker(worker.view(counts.get(id).copied().unwrap_or(0)))
-                }
-                None => StoreOp::DeleteWorker(id.clone()),
-            });
-        }
-        Some(batch)
-    }
-
-    /// Everything the controller knows, as stored.
-    fn snapshot(&self) -> StoredState {
-        let counts = self.instances_per_worker();
-        StoredState {
-            services: self.services.values().map(ServiceRecord::stored).collect(),
-            instances: self
-                .services
-                .values()
-                .flat_map(|s| s.instances.values().map(|i| i.view(&s.spec)))
-                .collect(),
-            workers: self
-                .workers
-                .iter()
-                .map(|w| w.view(counts.get(&w.id).copied().unwrap_or(0)))
-                .collect(),
         }
     }
 }

@@ -9,6 +9,7 @@ mod persistence;
 mod reconcile;
 mod records;
 mod reports;
+mod worker_calls;
 mod worker_registry;
 
 use std::sync::Arc;

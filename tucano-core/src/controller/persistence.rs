@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::engine::Engine;
+use super::records::ServiceRecord;
 use crate::model::{InstanceId, ServiceName, WorkerId};
 use crate::retry::RetryPolicy;
-use crate::store::{Store, StoreOp};
+use crate::store::{Store, StoreOp, StoredState};
 
 /// Batches the writer may hold before the controller keeps changes for a later flush.
 const QUEUED_BATCHES: usize = 4;
@@ -80,5 +82,77 @@ impl Persistence {
         }
         drop(self.batches);
         let _ = self.writer.await;
+    }
+}
+
+impl Engine {
+    /// Hands what changed to the store writer.
+    pub fn flush(&mut self) {
+        if let Some(batch) = self.pending_batch()
+            && self.persistence.offer(batch)
+        {
+            self.persistence.clear();
+        }
+    }
+
+    /// Writes what is pending and waits for the store (at shutdown).
+    pub(super) async fn flush_and_finish(self) {
+        let batch = self.pending_batch();
+        self.persistence.finish(batch).await;
+    }
+
+    /// The store operations that bring the store up to date, if any.
+    fn pending_batch(&self) -> Option<Vec<StoreOp>> {
+        if self.persistence.resync {
+            return Some(vec![StoreOp::ReplaceAll(self.snapshot())]);
+        }
+        let dirty = &self.persistence.dirty;
+        if dirty.is_empty() {
+            return None;
+        }
+        let mut batch = Vec::new();
+        for name in &dirty.services {
+            batch.push(match self.services.get(name) {
+                Some(service) => StoreOp::PutService(service.stored()),
+                None => StoreOp::DeleteService(name.clone()),
+            });
+        }
+        for (name, id) in &dirty.instances {
+            let Some(service) = self.services.get(name) else {
+                continue;
+            };
+            batch.push(match service.instances.get(id) {
+                Some(instance) => StoreOp::PutInstance(instance.view(&service.spec)),
+                None => StoreOp::DeleteInstance(*id),
+            });
+        }
+        let counts = self.instances_per_worker();
+        for id in &dirty.workers {
+            batch.push(match self.workers.get(id) {
+                Some(worker) => {
+                    StoreOp::PutWorker(worker.view(counts.get(id).copied().unwrap_or(0)))
+                }
+                None => StoreOp::DeleteWorker(id.clone()),
+            });
+        }
+        Some(batch)
+    }
+
+    /// Everything the controller knows, as stored.
+    fn snapshot(&self) -> StoredState {
+        let counts = self.instances_per_worker();
+        StoredState {
+            services: self.services.values().map(ServiceRecord::stored).collect(),
+            instances: self
+                .services
+                .values()
+                .flat_map(|s| s.instances.values().map(|i| i.view(&s.spec)))
+                .collect(),
+            workers: self
+                .workers
+                .iter()
+                .map(|w| w.view(counts.get(&w.id).copied().unwrap_or(0)))
+                .collect(),
+        }
     }
 }
