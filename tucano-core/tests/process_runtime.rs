@@ -464,23 +464,27 @@ fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Starts a "parent" instance; returns its spec, its pid and its one child's pid.
+async fn start_parent(runtime: &ProcessRuntime) -> Result<(InstanceSpec, u32, u32), Failed> {
+    let spec = spec("parent");
+    // Ready means the grandchild's listener answered: the readiness check accepts any process
+    // of the instance's group.
+    let started = runtime.start(&spec).await?;
+    let leader = started.pid.unwrap_or(0);
+    match children_of(leader).as_slice() {
+        [child] => Ok((spec, leader, *child)),
+        other => Err(format!("expected one grandchild, found {other:?}").into()),
+    }
+}
+
 fn descendants_are_stopped_with_their_instance() -> Result<(), Failed> {
     block_on(async {
         let runtime = new_runtime()?;
-        let spec = spec("parent");
-        // Ready means the grandchild's listener answered: the readiness check accepts any
-        // process of the instance's group.
-        let started = runtime.start(&spec).await?;
-        let leader = started.pid.unwrap_or(0);
-        let grandchildren = children_of(leader);
-        check(
-            grandchildren.len() == 1,
-            format!("one grandchild: {grandchildren:?}"),
-        )?;
+        let (spec, leader, grandchild) = start_parent(&runtime).await?;
         runtime.stop(spec.id, Duration::from_secs(5)).await?;
         check(wait_dead(leader, Duration::from_secs(2)), "leader gone")?;
         check(
-            wait_dead(grandchildren[0], Duration::from_secs(2)),
+            wait_dead(grandchild, Duration::from_secs(2)),
             "grandchild gone with the stop",
         )
     })
@@ -490,22 +494,13 @@ fn descendants_die_when_the_instance_exits() -> Result<(), Failed> {
     block_on(async {
         let runtime = new_runtime()?;
         let mut events = runtime.subscribe();
-        let spec = spec("parent");
-        let started = runtime.start(&spec).await?;
-        let leader = started.pid.unwrap_or(0);
-        let grandchildren = children_of(leader);
-        check(
-            grandchildren.len() == 1,
-            format!("one grandchild: {grandchildren:?}"),
-        )?;
+        let (_, leader, grandchild) = start_parent(&runtime).await?;
         // The leader dies on its own, leaving its child behind; the runtime cleans the group.
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(leader as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )?;
+        let leader_pid = nix::unistd::Pid::from_raw(i32::try_from(leader)?);
+        nix::sys::signal::kill(leader_pid, nix::sys::signal::Signal::SIGKILL)?;
         tokio::time::timeout(Duration::from_secs(5), events.recv()).await??;
         check(
-            wait_dead(grandchildren[0], Duration::from_secs(2)),
+            wait_dead(grandchild, Duration::from_secs(2)),
             "grandchild outlived its instance",
         )
     })

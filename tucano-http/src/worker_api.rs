@@ -1,6 +1,6 @@
 //! The worker's HTTP API, called by the controller.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -13,6 +13,7 @@ use tucano_core::{InstanceId, InstanceSpec};
 use crate::controller_api::healthz;
 use crate::error::ApiError;
 use crate::json_body::JsonBody;
+use crate::query_params::{QueryParams, bad_query};
 
 /// Most log lines one request returns.
 pub const MAX_LOG_LINES: usize = 1000;
@@ -45,10 +46,6 @@ fn instance_id(raw: &str) -> Result<InstanceId, ApiError> {
     })
 }
 
-fn bad_query(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad_query", message)
-}
-
 async fn start_instance(
     State(worker): State<Worker>,
     JsonBody(spec): JsonBody<InstanceSpec>,
@@ -76,9 +73,8 @@ struct StopQuery {
 async fn stop_instance(
     State(worker): State<Worker>,
     Path(id): Path<String>,
-    query: Result<Query<StopQuery>, axum::extract::rejection::QueryRejection>,
+    QueryParams(query): QueryParams<StopQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| bad_query(e.body_text()))?;
     let grace = query
         .grace
         .map(|g| humantime::parse_duration(&g).map_err(|e| bad_query(format!("grace {g:?}: {e}"))))
@@ -98,9 +94,8 @@ struct LogsQuery {
 async fn logs(
     State(worker): State<Worker>,
     Path(id): Path<String>,
-    query: Result<Query<LogsQuery>, axum::extract::rejection::QueryRejection>,
+    QueryParams(query): QueryParams<LogsQuery>,
 ) -> Result<Json<LogsReply>, ApiError> {
-    let Query(query) = query.map_err(|e| bad_query(e.body_text()))?;
     let tail = match query.tail {
         None => 100,
         Some(tail) => tail
