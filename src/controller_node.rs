@@ -81,13 +81,16 @@ impl ControllerNode {
             StateStore::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
         };
         let routes = Arc::new(RoutingTable::new());
+        let mut controller_config = config.controller;
+        controller_config.balancing_policies =
+            Some(routes.registry().names().map(str::to_owned).collect());
         let parts = ControllerParts {
             scheduler: Arc::new(LeastLoaded),
             workers: Arc::new(WorkerClient::new()?),
             store,
             endpoints: routes.clone(),
         };
-        let controller = Controller::start(config.controller, parts).await?;
+        let controller = Controller::start(controller_config, parts).await?;
         let api = ApiServer::serve(api_listener, controller_router(controller.clone())).map_err(
             |source| NodeError::Bind {
                 addr: config.api,

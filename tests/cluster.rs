@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::Value;
 use tucano::core::controller::DeleteOutcome;
-use tucano::core::transport::{ControllerTransport, Endpoint, EndpointSink, TransportError};
+use tucano::core::transport::{
+    ControllerTransport, Endpoint, EndpointSink, RouteSpec, TransportError,
+};
 use tucano::core::wire::{Heartbeat, Registration, RegistrationReply, ServiceView};
 use tucano::core::{InstanceId, InstanceState, ServiceSpec, WorkerId};
 use tucano::http::{ControllerClient, WorkerClient};
@@ -410,11 +412,13 @@ async fn the_balancer_answers_bad_requests_with_json_errors() {
         .unwrap();
     c.controller.routes().publish(
         &"ghost".parse().unwrap(),
+        &RouteSpec::default(),
         vec![Endpoint {
             instance: InstanceId::new(),
             worker: "gone".parse().unwrap(),
             proxy: closed,
             address: closed,
+            weight: 1,
         }],
     );
     let (status, body) = c.get("ghost", "/").await;

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::model::{InstanceId, InstanceSpec, ServiceName, WorkerId};
+use crate::model::{
+    BalancingSpec, HealthSpec, InstanceId, InstanceSpec, ServiceName, ServiceSpec, WorkerId,
+};
 use crate::wire::{Heartbeat, Registration, RegistrationReply, StartReply, StopReply};
 
 /// Why a call to another node failed.
@@ -96,13 +98,35 @@ pub struct Endpoint {
     pub proxy: SocketAddr,
     /// The instance's own address, as its worker reaches it.
     pub address: SocketAddr,
+    /// Its share of traffic relative to the others, for policies that weigh (at least 1).
+    pub weight: u32,
+}
+
+/// How the balancer treats one service: its balancing policy and options, and its health
+/// checks. Comes from the service's spec.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RouteSpec {
+    /// Policy and options.
+    pub balancing: BalancingSpec,
+    /// Active health checks, if any.
+    pub health: Option<HealthSpec>,
+}
+
+impl RouteSpec {
+    /// The route of a service spec.
+    pub fn of(spec: &ServiceSpec) -> Self {
+        Self {
+            balancing: spec.balancing.clone(),
+            health: spec.health.clone(),
+        }
+    }
 }
 
 /// Where the controller publishes each service's running instances (the balancer's routing
 /// table). Called on every change, from the controller's loop: implementations must not block.
 pub trait EndpointSink: Send + Sync + 'static {
-    /// The service's running instances are now exactly `endpoints`.
-    fn publish(&self, service: &ServiceName, endpoints: Vec<Endpoint>);
+    /// The service's running instances are now exactly `endpoints`, balanced as `route` says.
+    fn publish(&self, service: &ServiceName, route: &RouteSpec, endpoints: Vec<Endpoint>);
     /// The service is gone.
     fn remove(&self, service: &ServiceName);
 }

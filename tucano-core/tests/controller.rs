@@ -15,7 +15,7 @@ use tucano_core::controller::{
 use tucano_core::scheduler::LeastLoaded;
 use tucano_core::store::{MemoryStore, Store};
 use tucano_core::transport::{
-    Endpoint, EndpointSink, TransportError, WorkerAddress, WorkerTransport,
+    Endpoint, EndpointSink, RouteSpec, TransportError, WorkerAddress, WorkerTransport,
 };
 use tucano_core::wire::{
     Heartbeat, InstanceReport, LocalState, Registration, ReportedInstance, ServiceView, StartReply,
@@ -133,7 +133,7 @@ impl FakeWorkers {
 struct Routes(Mutex<HashMap<ServiceName, Vec<Endpoint>>>);
 
 impl EndpointSink for Routes {
-    fn publish(&self, service: &ServiceName, endpoints: Vec<Endpoint>) {
+    fn publish(&self, service: &ServiceName, _: &RouteSpec, endpoints: Vec<Endpoint>) {
         self.0.lock().unwrap().insert(service.clone(), endpoints);
     }
     fn remove(&self, service: &ServiceName) {

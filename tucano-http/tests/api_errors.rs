@@ -9,14 +9,14 @@ use serde_json::{Value, json};
 use tucano_core::controller::{Controller, ControllerConfig, ControllerHandle, ControllerParts};
 use tucano_core::scheduler::LeastLoaded;
 use tucano_core::store::MemoryStore;
-use tucano_core::transport::{Endpoint, EndpointSink};
+use tucano_core::transport::{Endpoint, EndpointSink, RouteSpec};
 use tucano_core::worker::{Worker, WorkerConfig, WorkerParts};
 use tucano_core::{ProcessRuntime, ServiceName, SystemMonitor};
 use tucano_http::{ApiServer, ControllerClient, WorkerClient, controller_router, worker_router};
 
 struct NoBalancer;
 impl EndpointSink for NoBalancer {
-    fn publish(&self, _: &ServiceName, _: Vec<Endpoint>) {}
+    fn publish(&self, _: &ServiceName, _: &RouteSpec, _: Vec<Endpoint>) {}
     fn remove(&self, _: &ServiceName) {}
 }
 

@@ -11,24 +11,33 @@ use tucano_core::InstanceId;
 use tucano_core::transport::Endpoint;
 
 use crate::endpoint_state::EndpointState;
+use crate::route_mode::RouteMode;
 
 /// An endpoint in a service's [`EndpointSet`](crate::EndpointSet).
 #[derive(Clone)]
 pub struct Backend {
     endpoint: Endpoint,
     state: Arc<EndpointState>,
-    /// Where requests for this endpoint go: its worker's proxy.
+    /// Where requests for this endpoint go: its worker's proxy, or the instance itself.
     upstream: Authority,
     /// The instance id, ready to be sent as the `x-tucano-instance` header.
     instance_header: HeaderValue,
 }
 
 impl Backend {
-    /// Prepares `endpoint` with the given load state. `None` if its addresses cannot be
-    /// written as an HTTP authority or header (which a well-formed endpoint never hits).
-    pub(crate) fn new(endpoint: Endpoint, state: Arc<EndpointState>) -> Option<Self> {
-        let upstream =
-            Authority::from_maybe_shared(Bytes::from(endpoint.proxy.to_string())).ok()?;
+    /// Prepares `endpoint` with the given load state, to be reached as `mode` says. `None` if
+    /// its addresses cannot be written as an HTTP authority or header (which a well-formed
+    /// endpoint never hits).
+    pub(crate) fn new(
+        endpoint: Endpoint,
+        state: Arc<EndpointState>,
+        mode: RouteMode,
+    ) -> Option<Self> {
+        let target = match mode {
+            RouteMode::ViaWorker => endpoint.proxy,
+            RouteMode::Direct => endpoint.address,
+        };
+        let upstream = Authority::from_maybe_shared(Bytes::from(target.to_string())).ok()?;
         let instance_header =
             HeaderValue::from_maybe_shared(Bytes::from(endpoint.instance.to_string())).ok()?;
         Some(Self {
@@ -49,9 +58,22 @@ impl Backend {
         &self.endpoint.instance
     }
 
-    /// The endpoint's load state (in-flight requests), kept across republished sets.
+    /// The endpoint's load state, kept across republished sets.
+    #[inline]
     pub fn state(&self) -> &Arc<EndpointState> {
         &self.state
+    }
+
+    /// The endpoint's weight (at least 1), before slow start.
+    #[inline]
+    pub fn weight(&self) -> u32 {
+        self.endpoint.weight.max(1)
+    }
+
+    /// The weight the endpoint gets now: its weight times its slow-start factor.
+    #[inline]
+    pub fn effective_weight(&self) -> f64 {
+        f64::from(self.weight()) * f64::from(self.state.weight_factor())
     }
 
     pub(crate) fn upstream(&self) -> &Authority {

@@ -52,29 +52,49 @@ pub trait Balancer: Send + Sync + fmt::Debug + 'static {
     }
 }
 
-/// What a policy may look at in the request it places (for example to hash on a header or
-/// the client's address). Cheap to build: it only borrows.
+/// What a policy may look at in the request it places (to hash on a header or the client's
+/// address) and the time of the pick (for estimates that decay). Cheap to build: it only
+/// borrows.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PickContext<'a> {
     client: Option<IpAddr>,
     headers: Option<&'a HeaderMap>,
+    now_ns: u64,
 }
 
 impl<'a> PickContext<'a> {
-    /// A context that knows nothing about the request.
+    /// A context that knows nothing about the request, at time 0.
     pub const fn none() -> Self {
         Self {
             client: None,
             headers: None,
+            now_ns: 0,
         }
     }
 
-    /// The context of a request from `client` with `headers`.
-    pub const fn new(client: IpAddr, headers: &'a HeaderMap) -> Self {
+    /// The context of a request from `client` with `headers`, at `now_ns`
+    /// ([`clock::now_ns`](crate::clock::now_ns) in a live proxy, simulated time in a simulation).
+    pub const fn new(client: IpAddr, headers: &'a HeaderMap, now_ns: u64) -> Self {
         Self {
             client: Some(client),
             headers: Some(headers),
+            now_ns,
         }
+    }
+
+    /// A context that knows only the time.
+    pub const fn at(now_ns: u64) -> Self {
+        Self {
+            client: None,
+            headers: None,
+            now_ns,
+        }
+    }
+
+    /// The time of the pick, in nanoseconds.
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
     }
 
     /// The client's address, when known.

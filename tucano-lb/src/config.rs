@@ -33,6 +33,10 @@ pub struct ProxyConfig {
     /// How long [`ProxyServer::shutdown`](crate::ProxyServer::shutdown) waits for open
     /// connections to finish before closing them. Default 30 s.
     pub shutdown_timeout: Duration,
+    /// How many other instances an idempotent, bodiless request is tried on when it could not
+    /// be delivered (connection refused, instance unknown to its worker), within the service's
+    /// retry budget. Default 2.
+    pub connect_retries: u32,
 }
 
 impl Default for ProxyConfig {
@@ -44,6 +48,7 @@ impl Default for ProxyConfig {
             pool_max_idle_per_host: usize::MAX,
             client_header_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
+            connect_retries: 2,
         }
     }
 }

@@ -9,11 +9,27 @@ use tucano_core::transport::Endpoint;
 
 use crate::backend::Backend;
 use crate::endpoint_state::EndpointState;
+use crate::route_mode::RouteMode;
+
+/// The weight factor a new endpoint starts slow start with.
+pub const SLOW_START_FLOOR: f32 = 0.1;
+
+/// How [`EndpointSet::rebuild`] makes backends.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct BuildOptions {
+    /// The time new endpoints are first seen.
+    pub now_ns: u64,
+    /// How they are reached.
+    pub mode: RouteMode,
+    /// New endpoints start slow start.
+    pub warm_up: bool,
+}
 
 /// The endpoints of one service, in the order the controller published them.
 ///
 /// A set is never modified: a change builds a new set with [`EndpointSet::update`], which
 /// carries the [`EndpointState`] of every instance that is still present over to the new set.
+/// Cloning a set is cheap (it is shared).
 ///
 /// ```
 /// use tucano_lb::EndpointSet;
@@ -24,6 +40,7 @@ use crate::endpoint_state::EndpointState;
 /// #     worker: WorkerId::new("w1").unwrap(),
 /// #     proxy: ([127, 0, 0, 1], 8081).into(),
 /// #     address: ([127, 0, 0, 1], port).into(),
+/// #     weight: 1,
 /// # };
 /// let (a, b) = (endpoint(9001), endpoint(9002));
 /// let first = EndpointSet::new(&[a.clone()]);
@@ -35,7 +52,7 @@ use crate::endpoint_state::EndpointState;
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct EndpointSet {
-    backends: Box<[Backend]>,
+    backends: Arc<[Backend]>,
 }
 
 impl EndpointSet {
@@ -44,7 +61,7 @@ impl EndpointSet {
         Self::default()
     }
 
-    /// A set of `endpoints`, each with fresh load state.
+    /// A set of `endpoints`, each with fresh load state, reached through their worker proxy.
     pub fn new(endpoints: &[Endpoint]) -> Self {
         Self::empty().update(endpoints)
     }
@@ -52,6 +69,12 @@ impl EndpointSet {
     /// The set that replaces this one: `endpoints`, where each instance already in this set
     /// keeps its load state. A repeated instance id is kept once.
     pub fn update(&self, endpoints: &[Endpoint]) -> Self {
+        self.rebuild(endpoints, &BuildOptions::default())
+    }
+
+    /// Like [`update`](EndpointSet::update), with the time, route mode and slow-start
+    /// behaviour of the routing table.
+    pub(crate) fn rebuild(&self, endpoints: &[Endpoint], options: &BuildOptions) -> Self {
         let previous: HashMap<&InstanceId, &Arc<EndpointState>> = self
             .backends
             .iter()
@@ -64,11 +87,17 @@ impl EndpointSet {
                 warn!(instance = %endpoint.instance, "endpoint published twice; keeping the first");
                 continue;
             }
-            let state = previous
-                .get(&endpoint.instance)
-                .map(|state| Arc::clone(state))
-                .unwrap_or_default();
-            match Backend::new(endpoint.clone(), state) {
+            let state = match previous.get(&endpoint.instance) {
+                Some(state) => Arc::clone(state),
+                None => {
+                    let state = EndpointState::new(options.now_ns);
+                    if options.warm_up {
+                        state.set_weight_factor(SLOW_START_FLOOR);
+                    }
+                    Arc::new(state)
+                }
+            };
+            match Backend::new(endpoint.clone(), state, options.mode) {
                 Some(backend) => backends.push(backend),
                 None => error!(
                     instance = %endpoint.instance,
@@ -78,7 +107,14 @@ impl EndpointSet {
             }
         }
         Self {
-            backends: backends.into_boxed_slice(),
+            backends: backends.into(),
+        }
+    }
+
+    /// The endpoints `keep` selects, sharing their state with this set.
+    pub(crate) fn filtered(&self, keep: impl Fn(&Backend) -> bool) -> Self {
+        Self {
+            backends: self.backends.iter().filter(|b| keep(b)).cloned().collect(),
         }
     }
 
@@ -135,6 +171,7 @@ mod tests {
             worker: WorkerId::new("w1").unwrap(),
             proxy: ([127, 0, 0, 1], 8081).into(),
             address: ([127, 0, 0, 1], port).into(),
+            weight: 1,
         }
     }
 

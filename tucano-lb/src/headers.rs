@@ -13,3 +13,7 @@ pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-tucano-error");
 
 /// The client addresses a request passed through, oldest first.
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The load an instance reports on its responses, a number from 0 (idle) to 1 (saturated);
+/// the `feedback` policy sends requests to the least loaded instances.
+pub const LOAD_HEADER: HeaderName = HeaderName::from_static("x-tucano-load");

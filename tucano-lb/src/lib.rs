@@ -24,7 +24,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use tucano_core::transport::{Endpoint, EndpointSink};
+//! use tucano_core::transport::{Endpoint, EndpointSink, RouteSpec};
 //! use tucano_core::{InstanceId, ServiceName, WorkerId};
 //! use tucano_lb::{PickContext, Proxy, ProxyConfig, RoutingTable};
 //!
@@ -35,11 +35,12 @@
 //! // What the controller does whenever the running instances of `hello` change:
 //! let hello: ServiceName = "hello".parse()?;
 //! let instance = InstanceId::new();
-//! table.publish(&hello, vec![Endpoint {
+//! table.publish(&hello, &RouteSpec::default(), vec![Endpoint {
 //!     instance,
 //!     worker: WorkerId::new("worker-1")?,
 //!     proxy: "127.0.0.1:8081".parse()?,   // that worker's WorkerProxy
 //!     address: "127.0.0.1:9001".parse()?, // the instance, as its worker reaches it
+//!     weight: 1,
 //! }]);
 //! let pick = table.select_by_host(b"hello:8080", &PickContext::none())?;
 //! assert_eq!(pick.instance(), &instance);
@@ -58,6 +59,7 @@
 mod backend;
 mod balancer;
 mod body;
+pub mod clock;
 mod config;
 mod endpoint_set;
 mod endpoint_state;
@@ -66,12 +68,17 @@ mod error_code;
 mod failure;
 mod forward;
 mod headers;
+mod health_check;
 mod host;
+mod maintenance;
 mod pick;
 mod policies;
 mod policy_registry;
 mod proxy;
+mod retry_budget;
+pub mod rng;
 mod route;
+mod route_mode;
 mod routing_table;
 mod server;
 mod worker_proxy;
@@ -79,16 +86,20 @@ mod worker_proxy;
 pub use backend::Backend;
 pub use balancer::{Balancer, PickContext};
 pub use config::ProxyConfig;
-pub use endpoint_set::EndpointSet;
-pub use endpoint_state::{EndpointState, InFlightGuard};
+pub use endpoint_set::{EndpointSet, SLOW_START_FLOOR};
+pub use endpoint_state::{
+    DEFAULT_RTT_NS, EndpointState, FAILURE_PENALTY_NS, InFlightGuard, RTT_DECAY_NS,
+};
 pub use error::ProxyError;
 pub use error_code::{ErrorCode, UnknownErrorCode};
-pub use headers::{ERROR_HEADER, INSTANCE_HEADER, X_FORWARDED_FOR};
+pub use headers::{ERROR_HEADER, INSTANCE_HEADER, LOAD_HEADER, X_FORWARDED_FOR};
+pub use maintenance::{Maintenance, TICK};
 pub use pick::Pick;
 pub use policies::{DEFAULT_POLICY, RoundRobin};
 pub use policy_registry::{BalancerFactory, PolicyRegistry, UnknownPolicy};
 pub use proxy::Proxy;
 pub use route::Route;
+pub use route_mode::RouteMode;
 pub use routing_table::{RoutingTable, SelectError};
 pub use server::ProxyServer;
 pub use worker_proxy::WorkerProxy;

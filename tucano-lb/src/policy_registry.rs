@@ -4,11 +4,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use tucano_core::BalancingSpec;
+
 use crate::balancer::Balancer;
 use crate::policies;
 
-/// Makes a fresh policy instance for one service.
-pub type BalancerFactory = Arc<dyn Fn() -> Arc<dyn Balancer> + Send + Sync>;
+/// Makes a fresh policy instance for one service, configured by its balancing spec.
+pub type BalancerFactory = Arc<dyn Fn(&BalancingSpec) -> Arc<dyn Balancer> + Send + Sync>;
 
 /// A policy name no factory is registered for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,13 +29,14 @@ pub struct UnknownPolicy {
 ///
 /// ```
 /// use std::sync::Arc;
+/// use tucano_core::BalancingSpec;
 /// use tucano_lb::{PolicyRegistry, RoundRobin};
 ///
 /// let mut registry = PolicyRegistry::builtin();
-/// registry.register("my_round_robin", || Arc::new(RoundRobin::new()));
-/// assert!(registry.create("round_robin").is_ok());
-/// assert!(registry.create("my_round_robin").is_ok());
-/// assert!(registry.create("random").is_err());
+/// registry.register("my_round_robin", |_| Arc::new(RoundRobin::new()));
+/// assert!(registry.create(&BalancingSpec::named("round_robin")).is_ok());
+/// assert!(registry.create(&BalancingSpec::named("my_round_robin")).is_ok());
+/// assert!(registry.create(&BalancingSpec::named("random")).is_err());
 /// ```
 #[derive(Clone)]
 pub struct PolicyRegistry {
@@ -61,7 +64,7 @@ impl PolicyRegistry {
     pub fn register(
         &mut self,
         name: impl Into<String>,
-        factory: impl Fn() -> Arc<dyn Balancer> + Send + Sync + 'static,
+        factory: impl Fn(&BalancingSpec) -> Arc<dyn Balancer> + Send + Sync + 'static,
     ) -> &mut Self {
         self.factories.insert(name.into(), Arc::new(factory));
         self
@@ -77,9 +80,9 @@ impl PolicyRegistry {
         self.factories.keys().map(String::as_str)
     }
 
-    /// A fresh instance of the policy called `name`.
-    pub fn create(&self, name: &str) -> Result<Arc<dyn Balancer>, UnknownPolicy> {
-        self.factory(name).map(|factory| factory())
+    /// A fresh instance of the policy `spec` names, configured by `spec`.
+    pub fn create(&self, spec: &BalancingSpec) -> Result<Arc<dyn Balancer>, UnknownPolicy> {
+        self.factory(&spec.policy).map(|factory| factory(spec))
     }
 
     /// The factory of the policy called `name`.
@@ -115,14 +118,20 @@ mod tests {
     fn builtin_has_the_default_policy() {
         let registry = PolicyRegistry::builtin();
         assert!(registry.contains(DEFAULT_POLICY));
-        assert_eq!(registry.names().collect::<Vec<_>>(), ["round_robin"]);
+        assert!(registry.names().any(|n| n == "round_robin"));
     }
 
     #[test]
     fn unknown_names_are_errors_listing_the_known_ones() {
-        let err = PolicyRegistry::builtin().create("nope").unwrap_err();
+        let err = PolicyRegistry::builtin()
+            .create(&BalancingSpec::named("nope"))
+            .unwrap_err();
         assert_eq!(err.name, "nope");
-        assert_eq!(err.known, "round_robin");
-        assert!(PolicyRegistry::empty().create(DEFAULT_POLICY).is_err());
+        assert!(err.known.contains("round_robin"));
+        assert!(
+            PolicyRegistry::empty()
+                .create(&BalancingSpec::named(DEFAULT_POLICY))
+                .is_err()
+        );
     }
 }

@@ -5,21 +5,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::header::HOST;
-use http::{Method, Request, Response};
-use hyper::body::Incoming;
+use http::{HeaderMap, HeaderValue, Method, Request, Response};
+use hyper::body::{Body, Incoming};
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
 use crate::balancer::PickContext;
 use crate::body::ProxyBody;
+use crate::clock;
 use crate::config::ProxyConfig;
 #[cfg(doc)]
 use crate::endpoint_state::EndpointState;
 use crate::error::ProxyError;
 use crate::error_code::ErrorCode;
 use crate::failure::Failure;
-use crate::forward::{Forwarder, append_forwarded_for};
-use crate::headers::{ERROR_HEADER, INSTANCE_HEADER};
+use crate::forward::{Forwarder, RequestBody, append_forwarded_for};
+use crate::headers::{ERROR_HEADER, INSTANCE_HEADER, LOAD_HEADER};
+use crate::maintenance::Maintenance;
+use crate::route_mode::RouteMode;
 use crate::routing_table::{RoutingTable, SelectError};
 use crate::server::{self, Handler, ProxyServer};
 
@@ -54,6 +57,7 @@ use crate::server::{self, Handler, ProxyServer};
 pub struct Proxy {
     table: Arc<RoutingTable>,
     forwarder: Forwarder,
+    connect_retries: u32,
 }
 
 impl Proxy {
@@ -77,10 +81,13 @@ impl Proxy {
         config: ProxyConfig,
     ) -> Result<ProxyServer, ProxyError> {
         let proxy = Self {
-            table,
+            table: Arc::clone(&table),
             forwarder: Forwarder::new(&config),
+            connect_retries: config.connect_retries,
         };
-        server::serve(listener, proxy, &config, "balancer")
+        let server = server::serve(listener, proxy, &config, "balancer")?;
+        // The server checked there is a runtime to run the upkeep on.
+        Ok(server.with_upkeep(Maintenance::start(table)))
     }
 
     async fn route(
@@ -94,31 +101,132 @@ impl Proxy {
                 "CONNECT is not supported: this is a reverse proxy",
             ));
         }
-        let pick = {
-            let host = request_host(&request)?;
-            let context = PickContext::new(client.ip(), request.headers());
+        let started = clock::now_ns();
+        let host = request_host(&request)?;
+        let mut pick = {
+            let context = PickContext::new(client.ip(), request.headers(), started);
             self.table
-                .select_by_host(host, &context)
-                .map_err(|error| select_failure(error, host))?
+                .select_by_host(host.as_bytes(), &context)
+                .map_err(|error| select_failure(error, host.as_bytes()))?
         };
-        let instance = *pick.instance();
-        let instance_header = pick.instance_header().clone();
-        let response = self
-            .forwarder
-            .forward(request, pick.upstream().clone(), |headers| {
-                headers.insert(INSTANCE_HEADER, instance_header);
-                append_forwarded_for(headers, client.ip());
-            })
-            .await
-            .map_err(|error| {
-                warn!(%instance, upstream = %pick.upstream(), %error, "forwarding failed");
-                error.failure()
-            })?;
-        if let Some(code) = response.headers().get(ERROR_HEADER) {
-            return Err(worker_failure(code.as_bytes(), &instance));
+        let replay = Replay::capture(&request);
+        let mut first = Some(request);
+        let mut retries = 0;
+        loop {
+            let outgoing = match first.take() {
+                Some(request) => request.map(RequestBody::Incoming),
+                None => match &replay {
+                    Some(replay) => replay.request(),
+                    None => return Err(no_retry_failure()),
+                },
+            };
+            let sent_at = clock::now_ns();
+            let instance = *pick.instance();
+            let instance_header = pick.instance_header().clone();
+            let result = self
+                .forwarder
+                .forward(outgoing, pick.upstream().clone(), |headers| {
+                    headers.insert(INSTANCE_HEADER, instance_header);
+                    append_forwarded_for(headers, client.ip());
+                })
+                .await;
+            let now = clock::now_ns();
+            let latency = now.saturating_sub(sent_at);
+            let (failure, undelivered) = match result {
+                Ok(response) => {
+                    let worker_error = (self.table.mode() == RouteMode::ViaWorker)
+                        .then(|| response.headers().get(ERROR_HEADER))
+                        .flatten();
+                    match worker_error {
+                        None => {
+                            let state = pick.guard().state();
+                            state.observe(latency, response.status().is_server_error(), now);
+                            if let Some(load) = reported_load(response.headers()) {
+                                state.report_load(load);
+                            }
+                            return Ok(response
+                                .map(|body| ProxyBody::upstream(body, Some(pick.into_guard()))));
+                        }
+                        Some(code) => worker_failure(code.as_bytes(), &instance),
+                    }
+                }
+                Err(error) => {
+                    warn!(%instance, upstream = %pick.upstream(), %error, "forwarding failed");
+                    (error.failure(), error.is_connect())
+                }
+            };
+            pick.guard().state().observe(latency, true, now);
+            let next = match &replay {
+                Some(replay) if undelivered && retries < self.connect_retries => {
+                    let context = PickContext::new(client.ip(), &replay.headers, now);
+                    self.table
+                        .reselect_by_host(host.as_bytes(), &context, &instance)
+                }
+                _ => None,
+            };
+            match next {
+                Some(next) => {
+                    debug!(%instance, next = %next.instance(), "request did not reach its instance; retrying on another");
+                    retries += 1;
+                    pick = next;
+                }
+                None => return Err(failure),
+            }
         }
-        Ok(response.map(|body| ProxyBody::upstream(body, Some(pick.into_guard()))))
     }
+}
+
+/// What is needed to send a request again: only idempotent requests without a body are, and
+/// only when they never reached an instance.
+struct Replay {
+    method: Method,
+    uri: http::Uri,
+    headers: HeaderMap,
+}
+
+impl Replay {
+    fn capture(request: &Request<Incoming>) -> Option<Self> {
+        let idempotent = matches!(
+            *request.method(),
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
+        );
+        (idempotent && request.body().is_end_stream()).then(|| Self {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            headers: request.headers().clone(),
+        })
+    }
+
+    fn request(&self) -> Request<RequestBody> {
+        let mut request = Request::new(RequestBody::Empty);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
+}
+
+fn no_retry_failure() -> Failure {
+    Failure::new(
+        ErrorCode::UpstreamUnavailable,
+        "the instance serving this request could not be reached",
+    )
+}
+
+/// The load an instance reports in `x-tucano-load`, if it is a number.
+fn reported_load(headers: &HeaderMap) -> Option<f32> {
+    headers
+        .get(LOAD_HEADER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f32>()
+        .ok()
 }
 
 impl Handler for Proxy {
@@ -132,10 +240,10 @@ impl Handler for Proxy {
 
 /// The host the request is for: its one Host header or, without one, the authority of an
 /// absolute-form target.
-fn request_host(request: &Request<Incoming>) -> Result<&[u8], Failure> {
+fn request_host(request: &Request<Incoming>) -> Result<HeaderValue, Failure> {
     let mut hosts = request.headers().get_all(HOST).iter();
     match (hosts.next(), hosts.next()) {
-        (Some(host), None) => Ok(host.as_bytes()),
+        (Some(host), None) => Ok(host.clone()),
         (Some(_), Some(_)) => Err(Failure::new(
             ErrorCode::MissingHost,
             "the request has more than one Host header",
@@ -143,7 +251,7 @@ fn request_host(request: &Request<Incoming>) -> Result<&[u8], Failure> {
         (None, _) => request
             .uri()
             .authority()
-            .map(|authority| authority.as_str().as_bytes())
+            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
             .ok_or_else(|| {
                 Failure::new(
                     ErrorCode::MissingHost,
@@ -177,21 +285,21 @@ fn select_failure(error: SelectError, host: &[u8]) -> Failure {
     }
 }
 
-/// The answer when the worker proxy could not deliver the request: a timeout stays a
-/// timeout; anything else (unknown instance, instance unreachable) is an upstream failure.
-fn worker_failure(code: &[u8], instance: &tucano_core::InstanceId) -> Failure {
+/// The answer when the worker proxy could not deliver the request — a timeout stays a
+/// timeout; anything else (unknown instance, instance unreachable) is an upstream failure —
+/// and whether the request surely never reached the instance (the worker does not know it).
+fn worker_failure(code: &[u8], instance: &tucano_core::InstanceId) -> (Failure, bool) {
     let code = std::str::from_utf8(code)
         .ok()
         .and_then(|code| code.parse::<ErrorCode>().ok());
     debug!(%instance, ?code, "worker proxy could not deliver the request");
-    match code {
+    let undelivered = code == Some(ErrorCode::UnknownInstance);
+    let failure = match code {
         Some(ErrorCode::UpstreamTimeout) => Failure::new(
             ErrorCode::UpstreamTimeout,
             "the instance serving this request did not answer in time",
         ),
-        _ => Failure::new(
-            ErrorCode::UpstreamUnavailable,
-            "the instance serving this request could not be reached",
-        ),
-    }
+        _ => no_retry_failure(),
+    };
+    (failure, undelivered)
 }

@@ -5,17 +5,19 @@ use std::fmt;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use tracing::debug;
-use tucano_core::ServiceName;
-use tucano_core::transport::{Endpoint, EndpointSink};
+use tracing::{debug, error};
+use tucano_core::transport::{Endpoint, EndpointSink, RouteSpec};
+use tucano_core::{InstanceId, ServiceName};
 
-use crate::balancer::PickContext;
-use crate::endpoint_set::EndpointSet;
+use crate::balancer::{Balancer, PickContext};
+use crate::clock;
+use crate::endpoint_set::{BuildOptions, EndpointSet};
 use crate::host;
 use crate::pick::Pick;
-use crate::policies::{DEFAULT_POLICY, RoundRobin};
-use crate::policy_registry::{BalancerFactory, PolicyRegistry, UnknownPolicy};
+use crate::policies::RoundRobin;
+use crate::policy_registry::{PolicyRegistry, UnknownPolicy};
 use crate::route::Route;
+use crate::route_mode::RouteMode;
 
 type Routes = HashMap<String, Arc<Route>>;
 
@@ -36,18 +38,16 @@ pub enum SelectError {
 /// Each service's running endpoints and balancing policy; the load balancer's view of the
 /// cluster.
 ///
-/// The controller writes it through [`EndpointSink`] on every change; the proxy reads it on
-/// every request. The whole table is an immutable snapshot behind an [`ArcSwap`]: reads take
-/// no lock, and a write builds the next snapshot and swaps it in (compare-and-swap, never
-/// blocking). Each endpoint's load state and each service's policy state carry over when its
-/// endpoints are republished.
-///
-/// Services get the table's default policy (`round_robin` unless built
-/// [`with_policies`](RoutingTable::with_policies)); [`set_policy`](RoutingTable::set_policy)
-/// changes one service's.
+/// The controller writes it through [`EndpointSink`] on every change, with each service's
+/// [`RouteSpec`] (policy, options, health checks); the proxy reads it on every request. The
+/// whole table is an immutable snapshot behind an [`ArcSwap`]: reads take no lock, and a write
+/// builds the next snapshot and swaps it in (compare-and-swap, never blocking). Each endpoint's
+/// load state and each service's policy state carry over when its endpoints are republished.
+/// [`tick`](RoutingTable::tick) does the periodic upkeep (ejections, slow start); a
+/// [`Maintenance`](crate::Maintenance) task calls it and runs health checks.
 ///
 /// ```
-/// use tucano_core::transport::{Endpoint, EndpointSink};
+/// use tucano_core::transport::{Endpoint, EndpointSink, RouteSpec};
 /// use tucano_core::{InstanceId, ServiceName, WorkerId};
 /// use tucano_lb::{PickContext, RoutingTable, SelectError};
 ///
@@ -59,9 +59,11 @@ pub enum SelectError {
 ///         worker: WorkerId::new("w1").unwrap(),
 ///         proxy: ([127, 0, 0, 1], 8081).into(),
 ///         address: ([127, 0, 0, 1], 9000 + i).into(),
+///         weight: 1,
 ///     })
 ///     .collect();
-/// table.publish(&hello, endpoints.clone());
+/// let route = RouteSpec::default(); // round robin
+/// table.publish(&hello, &route, endpoints.clone());
 ///
 /// // Round robin over the three instances, found by Host header (port and case ignored).
 /// for endpoint in endpoints.iter().cycle().take(6) {
@@ -69,7 +71,7 @@ pub enum SelectError {
 ///     assert_eq!(pick.instance(), &endpoint.instance);
 /// }
 ///
-/// table.publish(&hello, Vec::new());
+/// table.publish(&hello, &route, Vec::new());
 /// assert_eq!(table.select("hello", &PickContext::none()).unwrap_err(), SelectError::NoInstance);
 /// table.remove(&hello);
 /// assert_eq!(table.select("hello", &PickContext::none()).unwrap_err(), SelectError::UnknownService);
@@ -77,38 +79,28 @@ pub enum SelectError {
 pub struct RoutingTable {
     routes: ArcSwap<Routes>,
     registry: PolicyRegistry,
-    default_policy: Arc<str>,
-    default_factory: BalancerFactory,
+    mode: RouteMode,
 }
 
 impl RoutingTable {
-    /// An empty table with the built-in policies; services use round robin.
+    /// An empty table with the built-in policies, reaching instances through their workers.
     pub fn new() -> Self {
-        let registry = PolicyRegistry::builtin();
-        let default_factory = registry
-            .factory(DEFAULT_POLICY)
-            .unwrap_or_else(|_| Arc::new(|| Arc::new(RoundRobin::new())));
+        Self::with_policies(PolicyRegistry::builtin())
+    }
+
+    /// An empty table choosing policies from `registry`.
+    pub fn with_policies(registry: PolicyRegistry) -> Self {
         Self {
             routes: ArcSwap::default(),
             registry,
-            default_policy: Arc::from(DEFAULT_POLICY),
-            default_factory,
+            mode: RouteMode::default(),
         }
     }
 
-    /// An empty table choosing policies from `registry`, with `default_policy` for services
-    /// that do not ask for one.
-    pub fn with_policies(
-        registry: PolicyRegistry,
-        default_policy: &str,
-    ) -> Result<Self, UnknownPolicy> {
-        let default_factory = registry.factory(default_policy)?;
-        Ok(Self {
-            routes: ArcSwap::default(),
-            registry,
-            default_policy: Arc::from(default_policy),
-            default_factory,
-        })
+    /// This table, reaching instances as `mode` says.
+    pub fn with_mode(mut self, mode: RouteMode) -> Self {
+        self.mode = mode;
+        self
     }
 
     /// The policies this table can use.
@@ -116,14 +108,19 @@ impl RoutingTable {
         &self.registry
     }
 
-    /// The policy of services that did not ask for one.
-    pub fn default_policy(&self) -> &str {
-        &self.default_policy
+    /// How instances are reached.
+    pub fn mode(&self) -> RouteMode {
+        self.mode
     }
 
     /// The current route of `service`, if the table knows it.
     pub fn route(&self, service: &str) -> Option<Arc<Route>> {
         self.routes.load().get(service).cloned()
+    }
+
+    /// Every route.
+    pub fn routes(&self) -> Vec<Arc<Route>> {
+        self.routes.load().values().cloned().collect()
     }
 
     /// The services the table knows, sorted.
@@ -143,10 +140,32 @@ impl RoutingTable {
     pub fn select(&self, service: &str, request: &PickContext<'_>) -> Result<Pick, SelectError> {
         let routes = self.routes.load();
         let route = routes.get(service).ok_or(SelectError::UnknownService)?;
-        route
-            .pick(request)
-            .map(Pick::new)
-            .ok_or(SelectError::NoInstance)
+        let backend = route.pick(request).ok_or(SelectError::NoInstance)?;
+        route.retry_budget().deposit();
+        Ok(Pick::new(backend))
+    }
+
+    /// Another endpoint for a request whose pick of `failed` could not connect, if the
+    /// service has another one and its retry budget allows a retry.
+    pub fn reselect_by_host(
+        &self,
+        host: &[u8],
+        request: &PickContext<'_>,
+        failed: &InstanceId,
+    ) -> Option<Pick> {
+        let service = host::normalize(host).ok()?;
+        let routes = self.routes.load();
+        let route = routes.get(service.as_ref())?;
+        if route.endpoints().len() < 2 || !route.retry_budget().withdraw() {
+            return None;
+        }
+        // The policy first (it may pick `failed` again); then any other active endpoint.
+        let backend = (0..3)
+            .filter_map(|_| route.pick(request))
+            .find(|b| b.instance() != failed)
+            .or_else(|| route.active().iter().find(|b| b.instance() != failed))
+            .or_else(|| route.endpoints().iter().find(|b| b.instance() != failed))?;
+        Some(Pick::new(backend))
     }
 
     /// Like [`select`](RoutingTable::select), for the service a Host header value names: the
@@ -160,42 +179,69 @@ impl RoutingTable {
         self.select(&service, request)
     }
 
-    /// Makes `service` use the policy registered as `policy`, keeping its endpoints (and
-    /// their load state). A service the table does not know yet is added with no endpoint,
-    /// so its requests get "no instance" until endpoints are published.
-    pub fn set_policy(&self, service: &ServiceName, policy: &str) -> Result<(), UnknownPolicy> {
-        let factory = self.registry.factory(policy)?;
-        let policy: Arc<str> = Arc::from(policy);
+    /// Periodic upkeep at `now_ns`: ends and starts ejections, ramps slow start, and
+    /// recomputes the endpoints picks choose from where availability changed. Called by
+    /// [`Maintenance`](crate::Maintenance) every 100 ms; a simulation calls it on its own clock.
+    pub fn tick(&self, now_ns: u64) {
+        let changed: Vec<String> = self
+            .routes
+            .load()
+            .iter()
+            .filter(|(_, route)| route.maintain(now_ns))
+            .map(|(name, _)| name.clone())
+            .collect();
+        if changed.is_empty() {
+            return;
+        }
         self.routes.rcu(|routes| {
-            let route = match routes.get(service.as_str()) {
-                Some(route) => route.with_policy(Arc::clone(&policy), factory()),
-                None => Route::new(
-                    service.clone(),
-                    Arc::clone(&policy),
-                    factory(),
-                    EndpointSet::empty(),
-                ),
-            };
-            with_route(routes, service, route)
+            let mut next = Routes::clone(routes);
+            for name in &changed {
+                if let Some(route) = routes.get(name) {
+                    next.insert(name.clone(), Arc::new(route.refreshed()));
+                }
+            }
+            next
         });
-        debug!(%service, %policy, "balancing policy set");
-        Ok(())
     }
 
-    fn publish_endpoints(&self, service: &ServiceName, endpoints: &[Endpoint]) {
+    /// The policy `spec` asks for, or the default with an error in the log if it is unknown
+    /// (the controller refuses specs naming unknown policies, so this is a safety net).
+    fn balancer_for(&self, service: &ServiceName, spec: &RouteSpec) -> Arc<dyn Balancer> {
+        match self.registry.create(&spec.balancing) {
+            Ok(balancer) => balancer,
+            Err(UnknownPolicy { name, known }) => {
+                error!(%service, policy = %name, %known, "unknown balancing policy; using round robin");
+                Arc::new(RoundRobin::new())
+            }
+        }
+    }
+
+    fn publish_endpoints(&self, service: &ServiceName, spec: &RouteSpec, endpoints: &[Endpoint]) {
+        let spec = Arc::new(spec.clone());
+        let options = BuildOptions {
+            now_ns: clock::now_ns(),
+            mode: self.mode,
+            warm_up: false,
+        };
         self.routes.rcu(|routes| {
             let route = match routes.get(service.as_str()) {
-                Some(route) => route.with_endpoints(endpoints),
+                Some(route) if route.spec().balancing == spec.balancing => {
+                    route.with_endpoints(Arc::clone(&spec), endpoints, options)
+                }
+                Some(route) => route
+                    .with_policy(Arc::clone(&spec), self.balancer_for(service, &spec))
+                    .with_endpoints(Arc::clone(&spec), endpoints, options),
                 None => Route::new(
                     service.clone(),
-                    Arc::clone(&self.default_policy),
-                    (self.default_factory)(),
-                    EndpointSet::new(endpoints),
+                    Arc::clone(&spec),
+                    self.balancer_for(service, &spec),
+                    EndpointSet::empty().rebuild(endpoints, &options),
+                    None,
                 ),
             };
             with_route(routes, service, route)
         });
-        debug!(%service, endpoints = endpoints.len(), "endpoints published");
+        debug!(%service, endpoints = endpoints.len(), policy = %spec.balancing.policy, "endpoints published");
     }
 
     fn remove_service(&self, service: &ServiceName) {
@@ -225,8 +271,8 @@ impl Default for RoutingTable {
 }
 
 impl EndpointSink for RoutingTable {
-    fn publish(&self, service: &ServiceName, endpoints: Vec<Endpoint>) {
-        self.publish_endpoints(service, &endpoints);
+    fn publish(&self, service: &ServiceName, route: &RouteSpec, endpoints: Vec<Endpoint>) {
+        self.publish_endpoints(service, route, &endpoints);
     }
 
     fn remove(&self, service: &ServiceName) {
@@ -239,7 +285,7 @@ impl fmt::Debug for RoutingTable {
         f.debug_struct("RoutingTable")
             .field("routes", &self.routes.load())
             .field("registry", &self.registry)
-            .field("default_policy", &self.default_policy)
+            .field("mode", &self.mode)
             .finish()
     }
 }
@@ -248,10 +294,13 @@ impl fmt::Debug for RoutingTable {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use tucano_core::{InstanceId, WorkerId};
+    use std::time::Duration;
+    use tucano_core::{BalancingSpec, InstanceId, WorkerId};
 
     use crate::backend::Backend;
     use crate::balancer::Balancer;
+
+    const MS: u64 = 1_000_000;
 
     fn endpoint() -> Endpoint {
         Endpoint {
@@ -259,11 +308,23 @@ mod tests {
             worker: WorkerId::new("w1").unwrap(),
             proxy: ([127, 0, 0, 1], 8081).into(),
             address: ([127, 0, 0, 1], 9000).into(),
+            weight: 1,
         }
     }
 
     fn name(s: &str) -> ServiceName {
         s.parse().unwrap()
+    }
+
+    fn spec(policy: &str) -> RouteSpec {
+        RouteSpec {
+            balancing: BalancingSpec::named(policy),
+            health: None,
+        }
+    }
+
+    fn rr() -> RouteSpec {
+        RouteSpec::default()
     }
 
     #[test]
@@ -276,14 +337,14 @@ mod tests {
         );
 
         let a = endpoint();
-        table.publish(&name("web"), vec![a.clone()]);
+        table.publish(&name("web"), &rr(), vec![a.clone()]);
         assert_eq!(table.select("web", &none).unwrap().instance(), &a.instance);
 
         let b = endpoint();
-        table.publish(&name("web"), vec![b.clone()]);
+        table.publish(&name("web"), &rr(), vec![b.clone()]);
         assert_eq!(table.select("web", &none).unwrap().instance(), &b.instance);
 
-        table.publish(&name("web"), vec![]);
+        table.publish(&name("web"), &rr(), vec![]);
         assert_eq!(
             table.select("web", &none).unwrap_err(),
             SelectError::NoInstance
@@ -302,7 +363,7 @@ mod tests {
     fn selects_by_normalised_host() {
         let table = RoutingTable::new();
         let a = endpoint();
-        table.publish(&name("web"), vec![a.clone()]);
+        table.publish(&name("web"), &rr(), vec![a.clone()]);
         let none = PickContext::none();
         for host in ["web", "WEB", "web.", "web:80", "Web.:8080"] {
             let pick = table.select_by_host(host.as_bytes(), &none).unwrap();
@@ -322,9 +383,9 @@ mod tests {
     fn picks_count_in_flight_and_state_survives_republish() {
         let table = RoutingTable::new();
         let a = endpoint();
-        table.publish(&name("web"), vec![a.clone()]);
+        table.publish(&name("web"), &rr(), vec![a.clone()]);
         let pick = table.select("web", &PickContext::none()).unwrap();
-        table.publish(&name("web"), vec![endpoint(), a.clone()]);
+        table.publish(&name("web"), &rr(), vec![endpoint(), a.clone()]);
         let route = table.route("web").unwrap();
         let state = route.endpoints().find(&a.instance).unwrap().state();
         assert_eq!(state.in_flight(), 1);
@@ -336,10 +397,10 @@ mod tests {
     fn round_robin_continues_across_republish() {
         let table = RoutingTable::new();
         let (a, b) = (endpoint(), endpoint());
-        table.publish(&name("web"), vec![a.clone(), b.clone()]);
+        table.publish(&name("web"), &rr(), vec![a.clone(), b.clone()]);
         let none = PickContext::none();
         assert_eq!(table.select("web", &none).unwrap().instance(), &a.instance);
-        table.publish(&name("web"), vec![a.clone(), b.clone()]);
+        table.publish(&name("web"), &rr(), vec![a.clone(), b.clone()]);
         assert_eq!(table.select("web", &none).unwrap().instance(), &b.instance);
     }
 
@@ -358,48 +419,219 @@ mod tests {
     }
 
     #[test]
-    fn policies_are_chosen_by_name_and_rebuilt_on_change() {
+    fn policies_come_from_the_spec_and_are_rebuilt_on_change() {
         let rebuilds = Arc::new(AtomicUsize::new(0));
         let mut registry = PolicyRegistry::builtin();
         let counter = Arc::clone(&rebuilds);
-        registry.register("counting", move || {
+        registry.register("counting", move |_| {
             Arc::new(Counting(Arc::clone(&counter))) as Arc<dyn Balancer>
         });
-        let table = RoutingTable::with_policies(registry, "counting").unwrap();
-        assert_eq!(table.default_policy(), "counting");
-
-        table.publish(&name("web"), vec![endpoint()]);
-        table.publish(&name("web"), vec![endpoint()]);
+        let table = RoutingTable::with_policies(registry);
+        table.publish(&name("web"), &spec("counting"), vec![endpoint()]);
+        table.publish(&name("web"), &spec("counting"), vec![endpoint()]);
         assert_eq!(rebuilds.load(Ordering::Relaxed), 2);
         assert_eq!(table.route("web").unwrap().policy(), "counting");
 
-        table.set_policy(&name("web"), "round_robin").unwrap();
+        table.publish(&name("web"), &rr(), vec![endpoint()]);
         let route = table.route("web").unwrap();
         assert_eq!(route.policy(), "round_robin");
         assert_eq!(route.endpoints().len(), 1);
 
-        let err = table.set_policy(&name("web"), "nope").unwrap_err();
-        assert_eq!(err.name, "nope");
-        assert!(RoutingTable::with_policies(PolicyRegistry::empty(), "round_robin").is_err());
+        // An unknown policy falls back to round robin rather than dropping traffic.
+        table.publish(&name("web"), &spec("nope"), vec![endpoint()]);
+        assert!(table.select("web", &PickContext::none()).is_ok());
+    }
+
+    fn outlier_spec(failures: u32, max_percent: u8, panic_percent: u8) -> RouteSpec {
+        let mut spec = rr();
+        spec.balancing.outlier.consecutive_failures = failures;
+        spec.balancing.outlier.base_ejection_time = Duration::from_secs(10);
+        spec.balancing.outlier.max_ejection_percent = max_percent;
+        spec.balancing.panic_threshold_percent = panic_percent;
+        spec
+    }
+
+    fn fail(table: &RoutingTable, service: &str, instance: &InstanceId, times: u32, now: u64) {
+        let route = table.route(service).unwrap();
+        let state = route.endpoints().find(instance).unwrap().state();
+        for _ in 0..times {
+            state.observe(MS, true, now);
+        }
+    }
+
+    fn picked(
+        table: &RoutingTable,
+        service: &str,
+        n: usize,
+    ) -> std::collections::HashSet<InstanceId> {
+        (0..n)
+            .map(|_| {
+                *table
+                    .select(service, &PickContext::none())
+                    .unwrap()
+                    .instance()
+            })
+            .collect()
     }
 
     #[test]
-    fn set_policy_on_unknown_service_adds_it_without_endpoints() {
+    fn failing_endpoints_are_ejected_then_come_back() {
         let table = RoutingTable::new();
-        table.set_policy(&name("web"), "round_robin").unwrap();
-        assert_eq!(
-            table.select("web", &PickContext::none()).unwrap_err(),
-            SelectError::NoInstance
+        let (a, b, c) = (endpoint(), endpoint(), endpoint());
+        table.publish(
+            &name("web"),
+            &outlier_spec(3, 50, 0),
+            vec![a.clone(), b.clone(), c.clone()],
         );
-        let a = endpoint();
-        table.publish(&name("web"), vec![a.clone()]);
+        fail(&table, "web", &a.instance, 2, MS);
+        table.tick(2 * MS);
         assert_eq!(
-            table
-                .select("web", &PickContext::none())
-                .unwrap()
-                .instance(),
-            &a.instance
+            picked(&table, "web", 30).len(),
+            3,
+            "two failures do not eject"
         );
-        assert_eq!(table.services(), vec![name("web")]);
+        fail(&table, "web", &a.instance, 1, 3 * MS);
+        table.tick(4 * MS);
+        let seen = picked(&table, "web", 30);
+        assert!(!seen.contains(&a.instance) && seen.len() == 2, "ejected");
+        // Back after the base ejection time.
+        table.tick(4 * MS + 10_000 * MS);
+        assert_eq!(picked(&table, "web", 30).len(), 3, "returned");
+        // A second ejection lasts twice as long.
+        fail(&table, "web", &a.instance, 3, 10_005 * MS);
+        table.tick(10_006 * MS);
+        table.tick(10_006 * MS + 15_000 * MS);
+        assert!(
+            !picked(&table, "web", 30).contains(&a.instance),
+            "still out after 1.5 bases"
+        );
+        table.tick(10_006 * MS + 20_000 * MS);
+        assert!(picked(&table, "web", 30).contains(&a.instance));
+    }
+
+    #[test]
+    fn ejection_never_exceeds_its_share_and_fails_open() {
+        let table = RoutingTable::new();
+        let endpoints: Vec<Endpoint> = (0..4).map(|_| endpoint()).collect();
+        table.publish(&name("web"), &outlier_spec(1, 50, 0), endpoints.clone());
+        for e in &endpoints {
+            fail(&table, "web", &e.instance, 1, MS);
+        }
+        table.tick(2 * MS);
+        let route = table.route("web").unwrap();
+        let ejected = route
+            .endpoints()
+            .iter()
+            .filter(|b| b.state().is_ejected())
+            .count();
+        assert_eq!(ejected, 2, "at most 50 % of 4");
+        assert_eq!(route.active().len(), 2);
+
+        // With 100 % allowed, everything may be ejected: then all get traffic (fail open).
+        let table = RoutingTable::new();
+        table.publish(&name("web"), &outlier_spec(1, 100, 0), endpoints.clone());
+        for e in &endpoints {
+            fail(&table, "web", &e.instance, 1, MS);
+        }
+        table.tick(2 * MS);
+        let route = table.route("web").unwrap();
+        assert!(route.endpoints().iter().all(|b| b.state().is_ejected()));
+        assert!(route.in_panic());
+        assert_eq!(picked(&table, "web", 40).len(), 4);
+    }
+
+    #[test]
+    fn the_panic_threshold_routes_to_all_when_too_few_are_healthy() {
+        let table = RoutingTable::new();
+        let endpoints: Vec<Endpoint> = (0..4).map(|_| endpoint()).collect();
+        table.publish(&name("web"), &outlier_spec(0, 50, 50), endpoints.clone());
+        let route = table.route("web").unwrap();
+        let states: Vec<_> = route
+            .endpoints()
+            .iter()
+            .map(|b| Arc::clone(b.state()))
+            .collect();
+        // One unhealthy: 75 % available, above the threshold: it is left out.
+        assert!(states[0].record_health_check(false, 1, 1));
+        route.note_availability_change();
+        table.tick(MS);
+        assert_eq!(table.route("web").unwrap().active().len(), 3);
+        // Three unhealthy: 25 % available, below 50 %: everything takes traffic.
+        states[1].record_health_check(false, 1, 1);
+        states[2].record_health_check(false, 1, 1);
+        table.route("web").unwrap().note_availability_change();
+        table.tick(2 * MS);
+        let route = table.route("web").unwrap();
+        assert!(route.in_panic());
+        assert_eq!(route.active().len(), 4);
+    }
+
+    #[test]
+    fn new_endpoints_warm_up_when_slow_start_is_on() {
+        let table = RoutingTable::new();
+        let mut spec = rr();
+        spec.balancing.slow_start = Duration::from_secs(10);
+        let (a, b) = (endpoint(), endpoint());
+        // The first endpoints of a service take full traffic at once.
+        table.publish(&name("web"), &spec, vec![a.clone()]);
+        let route = table.route("web").unwrap();
+        assert_eq!(
+            route.endpoints().get(0).unwrap().state().weight_factor(),
+            1.0
+        );
+        // One added later starts at the floor and ramps with time.
+        table.publish(&name("web"), &spec, vec![a.clone(), b.clone()]);
+        let route = table.route("web").unwrap();
+        let state = Arc::clone(route.endpoints().find(&b.instance).unwrap().state());
+        assert_eq!(state.weight_factor(), crate::SLOW_START_FLOOR);
+        let first_seen = state.first_seen_ns();
+        table.tick(first_seen + 5_000 * MS);
+        assert!(
+            (state.weight_factor() - 0.5).abs() < 0.01,
+            "{}",
+            state.weight_factor()
+        );
+        table.tick(first_seen + 11_000 * MS);
+        assert_eq!(state.weight_factor(), 1.0);
+    }
+
+    #[test]
+    fn a_removed_endpoint_drains_its_requests() {
+        let table = RoutingTable::new();
+        let (a, b) = (endpoint(), endpoint());
+        table.publish(&name("web"), &rr(), vec![a.clone(), b.clone()]);
+        let on_a = table.select("web", &PickContext::none()).unwrap();
+        assert_eq!(on_a.instance(), &a.instance);
+        // The instance is being stopped: the controller publishes the set without it.
+        table.publish(&name("web"), &rr(), vec![b.clone()]);
+        assert!(
+            !picked(&table, "web", 10).contains(&a.instance),
+            "no new requests"
+        );
+        assert_eq!(
+            on_a.guard().state().in_flight(),
+            1,
+            "the request in flight goes on"
+        );
+        drop(on_a);
+    }
+
+    #[test]
+    fn reselect_avoids_the_failed_endpoint_within_the_budget() {
+        let table = RoutingTable::new();
+        let (a, b) = (endpoint(), endpoint());
+        table.publish(&name("web"), &rr(), vec![a.clone(), b.clone()]);
+        let none = PickContext::none();
+        for _ in 0..3 {
+            let next = table.reselect_by_host(b"web", &none, &a.instance).unwrap();
+            assert_eq!(next.instance(), &b.instance);
+        }
+        // The reserve is spent and no request deposited more.
+        assert!(table.reselect_by_host(b"web", &none, &a.instance).is_none());
+        table.publish(&name("one"), &rr(), vec![a.clone()]);
+        assert!(
+            table.reselect_by_host(b"one", &none, &a.instance).is_none(),
+            "nothing else to try"
+        );
     }
 }

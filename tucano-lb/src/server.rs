@@ -21,6 +21,7 @@ use tracing::{debug, error, info, warn};
 use crate::body::ProxyBody;
 use crate::config::ProxyConfig;
 use crate::error::ProxyError;
+use crate::maintenance::Maintenance;
 
 /// How long the accept loop pauses after an accept error (such as running out of file
 /// descriptors) before trying again.
@@ -43,6 +44,7 @@ pub struct ProxyServer {
     local_addr: SocketAddr,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
+    upkeep: Option<Maintenance>,
 }
 
 impl ProxyServer {
@@ -60,6 +62,15 @@ impl ProxyServer {
         if let Err(error) = self.task.await {
             error!(%error, "proxy accept loop ended abnormally");
         }
+        if let Some(upkeep) = self.upkeep {
+            upkeep.stop().await;
+        }
+    }
+
+    /// Keeps `upkeep` running as long as this server.
+    pub(crate) fn with_upkeep(mut self, upkeep: Maintenance) -> Self {
+        self.upkeep = Some(upkeep);
+        self
     }
 }
 
@@ -89,6 +100,7 @@ pub(crate) fn serve<H: Handler>(
         local_addr,
         stop,
         task,
+        upkeep: None,
     })
 }
 

@@ -18,7 +18,7 @@ use crate::config::ProxyConfig;
 use crate::error::ProxyError;
 use crate::error_code::ErrorCode;
 use crate::failure::Failure;
-use crate::forward::Forwarder;
+use crate::forward::{Forwarder, RequestBody};
 use crate::headers::{ERROR_HEADER, INSTANCE_HEADER};
 use crate::server::{self, Handler, ProxyServer};
 
@@ -131,7 +131,7 @@ impl WorkerProxy {
             })?;
         let mut response = self
             .forwarder
-            .forward(request, upstream, |headers| {
+            .forward(request.map(RequestBody::Incoming), upstream, |headers| {
                 // Routing depends on it: keep it even if `Connection` named it.
                 headers.insert(INSTANCE_HEADER, instance_header);
             })

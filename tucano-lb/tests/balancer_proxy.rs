@@ -11,6 +11,7 @@ use http::Request;
 use http_body_util::BodyExt;
 use support::*;
 use tucano_core::InstanceId;
+use tucano_core::transport::RouteSpec;
 use tucano_core::transport::{Endpoint, EndpointSink};
 use tucano_lb::{INSTANCE_HEADER, ProxyConfig};
 
@@ -203,7 +204,9 @@ async fn unknown_service_is_404_and_no_instance_is_503() {
         .await
         .assert_error(404, "unknown_service");
 
-    cluster.table.publish(&service("empty"), Vec::new());
+    cluster
+        .table
+        .publish(&service("empty"), &RouteSpec::default(), Vec::new());
     let reply = send(&client, get(&cluster.balancer_url("/"), "empty")).await;
     reply.assert_error(503, "no_instance");
     assert_eq!(reply.headers["x-tucano-error"], "no_instance");
@@ -219,7 +222,9 @@ async fn unreachable_upstream_is_502() {
         proxy: closed_port().await,
         ..cluster.endpoint(0)
     };
-    cluster.table.publish(&service("dead"), vec![dead]);
+    cluster
+        .table
+        .publish(&service("dead"), &RouteSpec::default(), vec![dead]);
     send(&client, get(&cluster.balancer_url("/"), "dead"))
         .await
         .assert_error(502, "upstream_unavailable");
@@ -231,7 +236,9 @@ async fn unreachable_upstream_is_502() {
         instance: gone,
         ..cluster.endpoint(0)
     };
-    cluster.table.publish(&service("gone"), vec![endpoint]);
+    cluster
+        .table
+        .publish(&service("gone"), &RouteSpec::default(), vec![endpoint]);
     send(&client, get(&cluster.balancer_url("/"), "gone"))
         .await
         .assert_error(502, "upstream_unavailable");
@@ -241,7 +248,9 @@ async fn unreachable_upstream_is_502() {
         instance: InstanceId::new(),
         ..cluster.endpoint(0)
     };
-    cluster.table.publish(&service("unknown"), vec![unknown]);
+    cluster
+        .table
+        .publish(&service("unknown"), &RouteSpec::default(), vec![unknown]);
     send(&client, get(&cluster.balancer_url("/"), "unknown"))
         .await
         .assert_error(502, "upstream_unavailable");
@@ -290,17 +299,23 @@ async fn routing_follows_publish_and_remove_immediately() {
     let client = client();
     let hello = service("hello");
 
-    cluster.table.publish(&hello, vec![cluster.endpoint(1)]);
+    cluster
+        .table
+        .publish(&hello, &RouteSpec::default(), vec![cluster.endpoint(1)]);
     for _ in 0..3 {
         let reply = send(&client, get(&cluster.balancer_url("/"), "hello")).await;
         assert_eq!(reply.json()["backend"], "backend-1");
     }
-    cluster.table.publish(&hello, vec![cluster.endpoint(0)]);
+    cluster
+        .table
+        .publish(&hello, &RouteSpec::default(), vec![cluster.endpoint(0)]);
     for _ in 0..3 {
         let reply = send(&client, get(&cluster.balancer_url("/"), "hello")).await;
         assert_eq!(reply.json()["backend"], "backend-0");
     }
-    cluster.table.publish(&hello, Vec::new());
+    cluster
+        .table
+        .publish(&hello, &RouteSpec::default(), Vec::new());
     send(&client, get(&cluster.balancer_url("/"), "hello"))
         .await
         .assert_error(503, "no_instance");
@@ -308,9 +323,11 @@ async fn routing_follows_publish_and_remove_immediately() {
     send(&client, get(&cluster.balancer_url("/"), "hello"))
         .await
         .assert_error(404, "unknown_service");
-    cluster
-        .table
-        .publish(&hello, vec![cluster.endpoint(0), cluster.endpoint(1)]);
+    cluster.table.publish(
+        &hello,
+        &RouteSpec::default(),
+        vec![cluster.endpoint(0), cluster.endpoint(1)],
+    );
     let reply = send(&client, get(&cluster.balancer_url("/"), "hello")).await;
     assert_eq!(reply.status, 200);
 }

@@ -15,7 +15,7 @@ use crate::model::{
     InstanceEvent, InstanceId, InstanceState, ServiceName, ServiceSpec, WorkerId, validate_replicas,
 };
 use crate::store::StoredState;
-use crate::transport::{Endpoint, TransportError};
+use crate::transport::{Endpoint, RouteSpec, TransportError};
 use crate::wire::{
     Heartbeat, Registration, RegistrationReply, ServiceView, StartReply, StopReply, WorkerView,
 };
@@ -245,6 +245,15 @@ impl Engine {
     fn create_service(&mut self, spec: ServiceSpec) -> Result<ServiceView, ControllerError> {
         spec.validate()
             .map_err(|e| ControllerError::Invalid(e.to_string()))?;
+        if let Some(known) = &self.config.balancing_policies
+            && !known.contains(&spec.balancing.policy)
+        {
+            return Err(ControllerError::Invalid(format!(
+                "unknown balancing policy {:?}; known policies: {}",
+                spec.balancing.policy,
+                known.join(", ")
+            )));
+        }
         if let Some(existing) = self.services.get(&spec.name) {
             return Err(if existing.deleting {
                 ControllerError::ServiceDeleting(spec.name)
@@ -452,10 +461,13 @@ impl Engine {
                         worker: worker.id.clone(),
                         proxy: worker.proxy_address,
                         address: i.address?,
+                        weight: 1,
                     })
                 })
                 .collect();
-            self.parts.endpoints.publish(&name, endpoints);
+            self.parts
+                .endpoints
+                .publish(&name, &RouteSpec::of(&service.spec), endpoints);
         }
     }
 }

@@ -52,6 +52,9 @@ pub struct ControllerConfig {
     pub delete_wait: Duration,
     /// Retries of one store write.
     pub store_retry: RetryPolicy,
+    /// Balancing policies a spec may name; `None` accepts any well-formed name. The node that
+    /// runs the balancer fills it from the balancer's policy registry.
+    pub balancing_policies: Option<Vec<String>>,
 }
 
 impl Default for ControllerConfig {
@@ -67,6 +70,7 @@ impl Default for ControllerConfig {
             dead_worker_retention: Duration::from_secs(3600),
             delete_wait: Duration::from_secs(60),
             store_retry: RetryPolicy::new(5, Duration::from_millis(100), Duration::from_secs(2)),
+            balancing_policies: None,
         }
     }
 }
@@ -142,7 +146,7 @@ pub enum DeleteOutcome {
 /// #     async fn stop_instance(&self, _: &WorkerAddress, _: InstanceId, _: std::time::Duration) -> Result<tucano_core::wire::StopReply, TransportError> { Err(TransportError::Unreachable("none".into())) }
 /// # }
 /// # struct NoBalancer;
-/// # impl EndpointSink for NoBalancer { fn publish(&self, _: &ServiceName, _: Vec<Endpoint>) {} fn remove(&self, _: &ServiceName) {} }
+/// # impl EndpointSink for NoBalancer { fn publish(&self, _: &ServiceName, _: &tucano_core::transport::RouteSpec, _: Vec<Endpoint>) {} fn remove(&self, _: &ServiceName) {} }
 /// let parts = ControllerParts {
 ///     scheduler: Arc::new(LeastLoaded),
 ///     workers: Arc::new(NoWorkers),

@@ -198,6 +198,11 @@ impl Engine {
             })
             .map(|i| (i.id, i.worker.clone()))
             .collect();
+        if !due.is_empty() {
+            // Drain first: the balancer stops sending new requests before the instance is
+            // asked to stop.
+            self.publish_routes();
+        }
         for (id, worker) in due {
             let address = worker
                 .as_ref()

@@ -40,6 +40,8 @@ impl InstanceSpec {
             resources: self.resources,
             stop_grace_period: self.stop_grace_period,
             startup_timeout: self.startup_timeout,
+            balancing: Default::default(),
+            health: None,
         }
         .validate()
     }

@@ -1,5 +1,7 @@
 //! The domain model: names, ids, specs, metrics and the instance state machine.
 
+mod balancing_spec;
+mod health_spec;
 mod ids;
 mod instance_spec;
 mod instance_state;
@@ -9,6 +11,8 @@ mod runtime_kind;
 mod service_name;
 mod service_spec;
 
+pub use balancing_spec::{BalancingSpec, DEFAULT_BALANCING_POLICY, HashKey, OutlierSpec};
+pub use health_spec::HealthSpec;
 pub use ids::{BootId, InstanceId, MAX_WORKER_ID_LEN, WorkerId, WorkerIdError};
 pub use instance_spec::InstanceSpec;
 pub use instance_state::{AttemptLimits, InstanceEvent, InstanceState, Lifecycle, TransitionError};

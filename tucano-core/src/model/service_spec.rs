@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{InstanceId, InstanceSpec, Resources, ServiceName};
+use super::{BalancingSpec, HealthSpec, InstanceId, InstanceSpec, Resources, ServiceName};
 
 /// Most replicas one service may ask for.
 pub const MAX_REPLICAS: u32 = 1000;
@@ -53,6 +53,12 @@ pub struct ServiceSpec {
     /// How long an instance may take to accept connections on its port (`"30s"`).
     #[serde(default = "default_startup_timeout", with = "humantime_serde")]
     pub startup_timeout: Duration,
+    /// How the balancer spreads requests over the instances (`"round_robin"` by default).
+    #[serde(default)]
+    pub balancing: BalancingSpec,
+    /// Active health checks of the instances, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSpec>,
 }
 
 fn default_replicas() -> u32 {
@@ -83,6 +89,8 @@ impl ServiceSpec {
             resources: Resources::default(),
             stop_grace_period: default_stop_grace(),
             startup_timeout: default_startup_timeout(),
+            balancing: BalancingSpec::default(),
+            health: None,
         }
     }
 
@@ -122,6 +130,10 @@ impl ServiceSpec {
                 "stop_grace_period may be at most {}",
                 humantime::format_duration(MAX_STOP_GRACE)
             )));
+        }
+        self.balancing.validate().map_err(SpecError)?;
+        if let Some(health) = &self.health {
+            health.validate().map_err(SpecError)?;
         }
         if self.startup_timeout.is_zero() || self.startup_timeout > MAX_STARTUP_TIMEOUT {
             return Err(SpecError(format!(

@@ -3,8 +3,10 @@
 
 mod forwarded_for;
 mod hop_by_hop;
+mod request_body;
 
 pub(crate) use forwarded_for::append as append_forwarded_for;
+pub(crate) use request_body::RequestBody;
 
 use std::error::Error as _;
 use std::fmt;
@@ -25,7 +27,7 @@ use crate::failure::Failure;
 /// A pooled keep-alive HTTP/1.1 client and the rules for passing messages through it.
 #[derive(Clone, Debug)]
 pub(crate) struct Forwarder {
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, RequestBody>,
     response_header_timeout: Duration,
 }
 
@@ -62,7 +64,7 @@ impl Forwarder {
     /// streamed, never collected; the Host header is kept as the client sent it.
     pub async fn forward(
         &self,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
         upstream: Authority,
         edit: impl FnOnce(&mut HeaderMap),
     ) -> Result<Response<Incoming>, ForwardError> {
@@ -107,6 +109,12 @@ fn upstream_uri(upstream: Authority, original: &Uri) -> Result<Uri, http::Error>
 }
 
 impl ForwardError {
+    /// True when the upstream could not be connected to: the request never reached it, so
+    /// it may be sent elsewhere.
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Self::Unavailable(error) if error.is_connect())
+    }
+
     /// The answer the client gets. The message does not reveal upstream addresses or errors;
     /// those are for the log.
     pub fn failure(&self) -> Failure {

@@ -57,6 +57,7 @@ mod tests {
                 worker: WorkerId::new("w1").unwrap(),
                 proxy: ([127, 0, 0, 1], 8081).into(),
                 address: ([127, 0, 0, 1], 9000 + i as u16).into(),
+                weight: 1,
             })
             .collect();
         EndpointSet::new(&endpoints)

@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tucano_core::transport::RouteSpec;
 use tucano_core::transport::{Endpoint, EndpointSink, InstanceDirectory};
 use tucano_core::{InstanceId, ServiceName, WorkerId};
 use tucano_lb::{Proxy, ProxyConfig, ProxyServer, RoutingTable, WorkerProxy};
@@ -230,7 +231,9 @@ impl Cluster {
             balancer,
         };
         let endpoints = (0..count).map(|i| cluster.endpoint(i)).collect();
-        cluster.table.publish(&service("hello"), endpoints);
+        cluster
+            .table
+            .publish(&service("hello"), &RouteSpec::default(), endpoints);
         cluster
     }
 
@@ -241,6 +244,7 @@ impl Cluster {
             worker: WorkerId::new("worker-1").unwrap(),
             proxy: self.worker.local_addr(),
             address: self.backends[i].addr,
+            weight: 1,
         }
     }
 
