@@ -446,3 +446,28 @@ fn missing_port_is_a_configuration_error() {
     assert_eq!(status.code(), Some(2), "stderr: {stderr}");
     assert!(stderr.contains("PORT"), "stderr: {stderr}");
 }
+
+#[tokio::test]
+async fn a_configured_delay_slows_requests_and_every_response_reports_load() {
+    let demo = Demo::start(&[
+        ("TUCANO_DEMO_DELAY_MS", "150"),
+        ("TUCANO_DEMO_CAPACITY", "4"),
+    ]);
+    let started = Instant::now();
+    let response = client().get(demo.url("/")).send().await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert_eq!(response.status(), StatusCode::OK);
+    // One request in flight out of a capacity of 4.
+    let load = response
+        .headers()
+        .get("x-tucano-load")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert_eq!(load, "0.250");
+    // Health checks are not slowed down.
+    let started = Instant::now();
+    let response = client().get(demo.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_millis(150));
+}

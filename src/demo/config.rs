@@ -1,6 +1,7 @@
 //! [`DemoConfig`]: where the demo listens and who it says it is.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use super::DemoError;
 
@@ -12,6 +13,14 @@ pub const ENV_INSTANCE_ID: &str = "TUCANO_INSTANCE_ID";
 pub const ENV_SERVICE: &str = "TUCANO_SERVICE";
 /// Environment variable overriding the IP address to bind (optional, default `0.0.0.0`).
 pub const ENV_BIND: &str = "TUCANO_DEMO_BIND";
+/// Environment variable adding a fixed latency, in milliseconds, to every request but
+/// `/healthz` (optional, default 0): makes instances of different speeds for experiments.
+pub const ENV_DELAY_MS: &str = "TUCANO_DEMO_DELAY_MS";
+/// Environment variable holding how many requests at once the instance counts as full load
+/// (optional, default 100): every response carries `x-tucano-load: <in flight / capacity>`.
+pub const ENV_CAPACITY: &str = "TUCANO_DEMO_CAPACITY";
+/// Default of [`ENV_CAPACITY`].
+pub const DEFAULT_CAPACITY: u32 = 100;
 
 /// Configuration of one demo server.
 ///
@@ -27,6 +36,10 @@ pub struct DemoConfig {
     pub instance: Option<String>,
     /// Service name reported in responses (`TUCANO_SERVICE`); `null` in JSON when unset.
     pub service: Option<String>,
+    /// Latency added to every request but `/healthz` (`TUCANO_DEMO_DELAY_MS`).
+    pub delay: Duration,
+    /// Requests at once that count as full load (`TUCANO_DEMO_CAPACITY`, at least 1).
+    pub capacity: u32,
 }
 
 impl DemoConfig {
@@ -37,6 +50,8 @@ impl DemoConfig {
             port,
             instance: None,
             service: None,
+            delay: Duration::ZERO,
+            capacity: DEFAULT_CAPACITY,
         }
     }
 
@@ -91,6 +106,29 @@ impl DemoConfig {
         }
         config.instance = get(ENV_INSTANCE_ID);
         config.service = get(ENV_SERVICE);
+        if let Some(delay) = get(ENV_DELAY_MS) {
+            let ms = delay
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms <= super::MAX_WORK_MS)
+                .ok_or(DemoError::InvalidSetting {
+                    name: ENV_DELAY_MS,
+                    value: delay,
+                })?;
+            config.delay = Duration::from_millis(ms);
+        }
+        if let Some(capacity) = get(ENV_CAPACITY) {
+            config.capacity = capacity
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|c| *c >= 1)
+                .ok_or(DemoError::InvalidSetting {
+                    name: ENV_CAPACITY,
+                    value: capacity,
+                })?;
+        }
         Ok(config)
     }
 }
@@ -147,5 +185,24 @@ mod tests {
         let default = DemoConfig::from_lookup(lookup(&[("PORT", "1")])).unwrap();
         assert_eq!(default.addr(), "0.0.0.0:1".parse().unwrap());
         assert_eq!(default.instance, None);
+        assert_eq!(default.delay, Duration::ZERO);
+        assert_eq!(default.capacity, DEFAULT_CAPACITY);
+        let slow = DemoConfig::from_lookup(lookup(&[
+            ("PORT", "1"),
+            ("TUCANO_DEMO_DELAY_MS", "250"),
+            ("TUCANO_DEMO_CAPACITY", "8"),
+        ]))
+        .unwrap();
+        assert_eq!(slow.delay, Duration::from_millis(250));
+        assert_eq!(slow.capacity, 8);
+        for bad in [
+            ("TUCANO_DEMO_DELAY_MS", "soon"),
+            ("TUCANO_DEMO_CAPACITY", "0"),
+        ] {
+            assert!(matches!(
+                DemoConfig::from_lookup(lookup(&[("PORT", "1"), bad])),
+                Err(DemoError::InvalidSetting { .. })
+            ));
+        }
     }
 }

@@ -26,6 +26,14 @@ pub enum DemoError {
         /// The rejected value.
         value: String,
     },
+    /// A numeric setting (`TUCANO_DEMO_DELAY_MS`, `TUCANO_DEMO_CAPACITY`) is out of range.
+    #[error("environment variable {name} has an invalid value {value:?}")]
+    InvalidSetting {
+        /// The variable.
+        name: &'static str,
+        /// The rejected value.
+        value: String,
+    },
     /// The SIGTERM/SIGINT handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(#[source] io::Error),
@@ -51,7 +59,10 @@ impl DemoError {
     pub fn is_config(&self) -> bool {
         matches!(
             self,
-            Self::MissingPort | Self::InvalidPort { .. } | Self::InvalidBind { .. }
+            Self::MissingPort
+                | Self::InvalidPort { .. }
+                | Self::InvalidBind { .. }
+                | Self::InvalidSetting { .. }
         )
     }
 }

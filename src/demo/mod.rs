@@ -7,6 +7,9 @@
 //! - `PORT` (required): TCP port to listen on.
 //! - `TUCANO_INSTANCE_ID`, `TUCANO_SERVICE` (optional): reported in responses; JSON `null` when unset.
 //! - `TUCANO_DEMO_BIND` (optional): IP address to bind instead of `0.0.0.0`.
+//! - `TUCANO_DEMO_DELAY_MS` (optional): latency added to every request but `/healthz`.
+//! - `TUCANO_DEMO_CAPACITY` (optional, default 100): every response reports
+//!   `x-tucano-load: <requests in flight / capacity>` for the `feedback` balancing policy.
 //!
 //! # Routes (all `GET`, all JSON)
 //! - `/` → `{"instance", "service", "pid", "headers"}`; `headers` maps each lowercase header name to its value, and a
@@ -45,7 +48,10 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-pub use config::{DemoConfig, ENV_BIND, ENV_INSTANCE_ID, ENV_PORT, ENV_SERVICE};
+pub use config::{
+    DEFAULT_CAPACITY, DemoConfig, ENV_BIND, ENV_CAPACITY, ENV_DELAY_MS, ENV_INSTANCE_ID, ENV_PORT,
+    ENV_SERVICE,
+};
 pub use error::DemoError;
 pub use factor::{factorize, factors_sha256};
 pub use routes::{DEFAULT_CRASH_CODE, MAX_ALLOC_MB, MAX_WORK_MS, router};

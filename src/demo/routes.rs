@@ -1,12 +1,14 @@
 //! The HTTP routes of the demo service and their shared state.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -28,6 +30,9 @@ pub const DEFAULT_CRASH_CODE: u8 = 1;
 const CRASH_DELAY: Duration = Duration::from_millis(100);
 const MIB: u64 = 1024 * 1024;
 
+/// The header every response reports the instance's load in.
+const LOAD_HEADER: &str = "x-tucano-load";
+
 /// State shared by every handler of one router.
 #[derive(Clone)]
 struct AppState {
@@ -38,6 +43,9 @@ struct Inner {
     instance: Option<String>,
     service: Option<String>,
     held: Mutex<Held>,
+    delay: Duration,
+    capacity: u32,
+    in_flight: AtomicUsize,
 }
 
 /// Memory allocated by `GET /alloc`, kept until the router is dropped.
@@ -58,6 +66,9 @@ pub fn router(config: &DemoConfig) -> Router {
             instance: config.instance.clone(),
             service: config.service.clone(),
             held: Mutex::new(Held::default()),
+            delay: config.delay,
+            capacity: config.capacity.max(1),
+            in_flight: AtomicUsize::new(0),
         }),
     };
     Router::new()
@@ -69,7 +80,28 @@ pub fn router(config: &DemoConfig) -> Router {
         .route("/alloc", get(alloc))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            load_and_delay,
+        ))
         .with_state(state)
+}
+
+/// Counts every request in flight, delays all but `/healthz` by the configured latency, and
+/// reports the load (`x-tucano-load: in flight / capacity`) on every response.
+async fn load_and_delay(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let inner = &state.inner;
+    let in_flight = inner.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+    if !inner.delay.is_zero() && request.uri().path() != "/healthz" {
+        tokio::time::sleep(inner.delay).await;
+    }
+    let mut response = next.run(request).await;
+    inner.in_flight.fetch_sub(1, Ordering::Relaxed);
+    let load = in_flight as f64 / f64::from(inner.capacity);
+    if let Ok(value) = HeaderValue::from_str(&format!("{load:.3}")) {
+        response.headers_mut().insert(LOAD_HEADER, value);
+    }
+    response
 }
 
 /// `Query<T>` whose rejection is the JSON `bad_request` error instead of axum's plain-text one.

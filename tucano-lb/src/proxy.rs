@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::header::HOST;
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::{Body, Incoming};
 use tokio::net::TcpListener;
@@ -157,10 +157,8 @@ impl Proxy {
             };
             pick.guard().state().observe(latency, true, now);
             let next = match &replay {
-                Some(replay) if undelivered && retries < self.connect_retries => {
-                    let context = PickContext::new(client.ip(), &replay.headers, now);
-                    self.table
-                        .reselect_by_host(host.as_bytes(), &context, &instance)
+                Some(_) if undelivered && retries < self.connect_retries => {
+                    self.table.reselect_by_host(host.as_bytes(), &instance)
                 }
                 _ => None,
             };
@@ -195,7 +193,7 @@ impl Replay {
                 | Method::PUT
                 | Method::DELETE
         );
-        (idempotent && request.body().is_end_stream()).then(|| Self {
+        (idempotent && is_bodiless(request)).then(|| Self {
             method: request.method().clone(),
             uri: request.uri().clone(),
             headers: request.headers().clone(),
@@ -209,6 +207,16 @@ impl Replay {
         *request.headers_mut() = self.headers.clone();
         request
     }
+}
+
+/// True when the request has no body: HTTP/1.1 sends one only with `Content-Length` above 0
+/// or `Transfer-Encoding`.
+fn is_bodiless(request: &Request<Incoming>) -> bool {
+    let headers = request.headers();
+    let empty_length = headers
+        .get(CONTENT_LENGTH)
+        .is_none_or(|length| length.as_bytes() == b"0");
+    request.body().is_end_stream() || (empty_length && !headers.contains_key(TRANSFER_ENCODING))
 }
 
 fn no_retry_failure() -> Failure {

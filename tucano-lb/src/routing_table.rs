@@ -16,6 +16,7 @@ use crate::host;
 use crate::pick::Pick;
 use crate::policies::RoundRobin;
 use crate::policy_registry::{PolicyRegistry, UnknownPolicy};
+use crate::rng;
 use crate::route::Route;
 use crate::route_mode::RouteMode;
 
@@ -146,25 +147,25 @@ impl RoutingTable {
     }
 
     /// Another endpoint for a request whose pick of `failed` could not connect, if the
-    /// service has another one and its retry budget allows a retry.
-    pub fn reselect_by_host(
-        &self,
-        host: &[u8],
-        request: &PickContext<'_>,
-        failed: &InstanceId,
-    ) -> Option<Pick> {
+    /// service has another one and its retry budget allows a retry. The retry goes to a random
+    /// other active endpoint, so retries neither disturb the policy's own rotation nor all land
+    /// on one instance.
+    pub fn reselect_by_host(&self, host: &[u8], failed: &InstanceId) -> Option<Pick> {
         let service = host::normalize(host).ok()?;
         let routes = self.routes.load();
         let route = routes.get(service.as_ref())?;
-        if route.endpoints().len() < 2 || !route.retry_budget().withdraw() {
+        let candidates = if route.active().len() >= 2 {
+            route.active()
+        } else {
+            route.endpoints()
+        };
+        if candidates.len() < 2 || !route.retry_budget().withdraw() {
             return None;
         }
-        // The policy first (it may pick `failed` again); then any other active endpoint.
-        let backend = (0..3)
-            .filter_map(|_| route.pick(request))
-            .find(|b| b.instance() != failed)
-            .or_else(|| route.active().iter().find(|b| b.instance() != failed))
-            .or_else(|| route.endpoints().iter().find(|b| b.instance() != failed))?;
+        let start = rng::below(candidates.len());
+        let backend = (0..candidates.len())
+            .filter_map(|offset| candidates.get((start + offset) % candidates.len()))
+            .find(|b| b.instance() != failed)?;
         Some(Pick::new(backend))
     }
 
@@ -621,16 +622,15 @@ mod tests {
         let table = RoutingTable::new();
         let (a, b) = (endpoint(), endpoint());
         table.publish(&name("web"), &rr(), vec![a.clone(), b.clone()]);
-        let none = PickContext::none();
         for _ in 0..3 {
-            let next = table.reselect_by_host(b"web", &none, &a.instance).unwrap();
+            let next = table.reselect_by_host(b"web", &a.instance).unwrap();
             assert_eq!(next.instance(), &b.instance);
         }
         // The reserve is spent and no request deposited more.
-        assert!(table.reselect_by_host(b"web", &none, &a.instance).is_none());
+        assert!(table.reselect_by_host(b"web", &a.instance).is_none());
         table.publish(&name("one"), &rr(), vec![a.clone()]);
         assert!(
-            table.reselect_by_host(b"one", &none, &a.instance).is_none(),
+            table.reselect_by_host(b"one", &a.instance).is_none(),
             "nothing else to try"
         );
     }

@@ -157,6 +157,32 @@ async fn large_bodies_stream_through() {
 }
 
 #[tokio::test]
+async fn oversized_or_too_many_headers_are_refused_with_4xx() {
+    let cluster = Cluster::start(1).await;
+    let addr = cluster.balancer.local_addr();
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: hello\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(1024 * 1024)
+    );
+    let reply = raw(addr, huge).await;
+    assert!((400..500).contains(&reply.status), "{}", reply.status);
+    let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let reply = raw(
+        addr,
+        format!("GET / HTTP/1.1\r\nHost: hello\r\n{many}Connection: close\r\n\r\n"),
+    )
+    .await;
+    assert!((400..500).contains(&reply.status), "{}", reply.status);
+    // The proxy is still serving.
+    let reply = raw(
+        addr,
+        "GET / HTTP/1.1\r\nHost: hello\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+}
+
+#[tokio::test]
 async fn missing_or_invalid_host_is_400() {
     let cluster = Cluster::start(1).await;
     let addr = cluster.balancer.local_addr();

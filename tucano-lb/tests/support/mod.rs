@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -56,13 +56,41 @@ pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 ///
 /// `?ms=N` delays the answer by N ms (after reading the body); path `/hop` adds hop-by-hop
 /// headers to the response; path `/app-error` answers 404 with an `x-tucano-error` header of
-/// its own.
+/// its own; path `/load` answers with `x-tucano-load: <v>` from `?v=`; `/healthz` answers 200,
+/// or 503 while the backend is set unhealthy. While set failing, every request gets 503.
 pub struct EchoBackend {
     pub name: String,
     pub addr: SocketAddr,
     /// How many connections it has accepted.
     pub connections: Arc<AtomicUsize>,
+    /// Requests it received, by method.
+    pub requests: Arc<Mutex<HashMap<String, usize>>>,
+    /// While true, `/healthz` answers 503.
+    pub unhealthy: Arc<AtomicBool>,
+    /// While true, every request gets 503.
+    pub failing: Arc<AtomicBool>,
     task: JoinHandle<()>,
+}
+
+impl EchoBackend {
+    /// How many requests with `method` it received.
+    pub fn received(&self, method: &str) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .get(method)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// What an echo backend's handler shares with it.
+#[derive(Clone)]
+struct EchoShared {
+    name: Arc<str>,
+    requests: Arc<Mutex<HashMap<String, usize>>>,
+    unhealthy: Arc<AtomicBool>,
+    failing: Arc<AtomicBool>,
 }
 
 impl Drop for EchoBackend {
@@ -74,18 +102,24 @@ impl Drop for EchoBackend {
 pub async fn echo_backend(name: &str) -> EchoBackend {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let backend_name: Arc<str> = Arc::from(name);
+    let shared = EchoShared {
+        name: Arc::from(name),
+        requests: Arc::default(),
+        unhealthy: Arc::default(),
+        failing: Arc::default(),
+    };
     let connections = Arc::new(AtomicUsize::new(0));
     let accepted = Arc::clone(&connections);
+    let handler_shared = shared.clone();
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
             accepted.fetch_add(1, Ordering::Relaxed);
-            let name = Arc::clone(&backend_name);
+            let shared = handler_shared.clone();
             tokio::spawn(async move {
-                let service = service_fn(move |request| echo(Arc::clone(&name), request));
+                let service = service_fn(move |request| echo(shared.clone(), request));
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
@@ -96,15 +130,25 @@ pub async fn echo_backend(name: &str) -> EchoBackend {
         name: name.to_owned(),
         addr,
         connections,
+        requests: shared.requests,
+        unhealthy: shared.unhealthy,
+        failing: shared.failing,
         task,
     }
 }
 
 async fn echo(
-    name: Arc<str>,
+    shared: EchoShared,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let name = shared.name;
     let (parts, mut body) = request.into_parts();
+    *shared
+        .requests
+        .lock()
+        .unwrap()
+        .entry(parts.method.to_string())
+        .or_default() += 1;
     let mut body_bytes = 0usize;
     while let Some(frame) = body.frame().await {
         match frame {
@@ -148,7 +192,21 @@ async fn echo(
                 .status(StatusCode::NOT_FOUND)
                 .header("x-tucano-error", "unknown_instance");
         }
+        "/load" => {
+            let load = parts
+                .uri
+                .query()
+                .and_then(|q| q.strip_prefix("v="))
+                .unwrap_or("0");
+            response = response.header("x-tucano-load", load);
+        }
+        "/healthz" if shared.unhealthy.load(Ordering::Relaxed) => {
+            response = response.status(StatusCode::SERVICE_UNAVAILABLE);
+        }
         _ => {}
+    }
+    if shared.failing.load(Ordering::Relaxed) {
+        response = response.status(StatusCode::SERVICE_UNAVAILABLE);
     }
     Ok(response
         .body(Full::new(Bytes::from(body.to_string())))
