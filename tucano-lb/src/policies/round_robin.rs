@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::{ADMISSION_TRIES, admitted};
 use crate::backend::Backend;
 use crate::balancer::{Balancer, PickContext};
 use crate::endpoint_set::EndpointSet;
@@ -11,6 +12,12 @@ use crate::endpoint_set::EndpointSet;
 /// One shared counter per service, advanced with a single atomic `fetch_add`; the pick is
 /// the counter modulo the set's length, so over `n` picks every endpoint of a stable set gets
 /// `n / len` rounded up or down. The counter is kept when the set changes.
+///
+/// Slow start: an endpoint whose weight factor is below 1 (it is warming up) is accepted with
+/// that probability; a refused turn is given up and the next turn taken from the counter, so
+/// the share it refuses is spread over the whole rotation rather than given to its neighbour.
+/// After a few refusals in a row the last endpoint looked at is taken anyway. A warm endpoint
+/// costs one extra relaxed load.
 ///
 /// ```
 /// use tucano_lb::{Balancer, EndpointSet, PickContext, RoundRobin};
@@ -39,29 +46,42 @@ impl Balancer for RoundRobin {
             return None;
         }
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
-        endpoints.get(turn % len)
+        let backend = endpoints.get(turn % len)?;
+        if admitted(backend) {
+            return Some(backend);
+        }
+        self.pick_warming(endpoints, backend)
+    }
+}
+
+impl RoundRobin {
+    /// The slow path: the turn's endpoint is warming up and refused this request.
+    #[cold]
+    #[inline(never)]
+    fn pick_warming<'a>(
+        &self,
+        endpoints: &'a EndpointSet,
+        refused: &'a Backend,
+    ) -> Option<&'a Backend> {
+        let len = endpoints.len();
+        let mut last = refused;
+        for _ in 1..ADMISSION_TRIES {
+            let turn = self.next.fetch_add(1, Ordering::Relaxed);
+            last = endpoints.get(turn % len.max(1))?;
+            if admitted(last) {
+                break;
+            }
+        }
+        Some(last)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::set;
     use super::*;
     use std::collections::HashMap;
-    use tucano_core::transport::Endpoint;
-    use tucano_core::{InstanceId, WorkerId};
-
-    fn set(k: usize) -> EndpointSet {
-        let endpoints: Vec<Endpoint> = (0..k)
-            .map(|i| Endpoint {
-                instance: InstanceId::new(),
-                worker: WorkerId::new("w1").unwrap(),
-                proxy: ([127, 0, 0, 1], 8081).into(),
-                address: ([127, 0, 0, 1], 9000 + i as u16).into(),
-                weight: 1,
-            })
-            .collect();
-        EndpointSet::new(&endpoints)
-    }
+    use tucano_core::InstanceId;
 
     #[test]
     fn spreads_evenly_within_one() {
@@ -96,6 +116,40 @@ mod tests {
                     .pick(&EndpointSet::empty(), &PickContext::none())
                     .is_none()
             );
+        }
+    }
+
+    #[test]
+    fn warming_endpoints_get_their_share_and_the_rest_stays_even() {
+        crate::rng::seed(11);
+        let endpoints = set(4);
+        endpoints.get(0).unwrap().state().set_weight_factor(0.25);
+        let policy = RoundRobin::new();
+        let n = 40_000;
+        let hits = super::super::test_support::hits(&policy, &endpoints, n);
+        // The warming endpoint gets about a quarter of a full share: 1/13 of the picks.
+        let expected = n as f64 * 0.25 / 3.25;
+        assert!(
+            (hits[0] as f64 - expected).abs() < expected * 0.1,
+            "{hits:?}, expected about {expected}"
+        );
+        let (lo, hi) = (
+            hits[1..].iter().min().unwrap(),
+            hits[1..].iter().max().unwrap(),
+        );
+        assert!(hi - lo <= n / 100, "{hits:?}");
+    }
+
+    #[test]
+    fn a_warming_only_set_still_picks() {
+        crate::rng::seed(5);
+        let endpoints = set(3);
+        for backend in &endpoints {
+            backend.state().set_weight_factor(0.0);
+        }
+        let policy = RoundRobin::new();
+        for _ in 0..10 {
+            assert!(policy.pick(&endpoints, &PickContext::none()).is_some());
         }
     }
 
