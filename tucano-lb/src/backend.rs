@@ -2,6 +2,7 @@
 //! what the proxy needs to send it a request, prepared once when the set is published.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -19,6 +20,8 @@ pub struct Backend {
     endpoint: Endpoint,
     state: Arc<EndpointState>,
     /// Where requests for this endpoint go: its worker's proxy, or the instance itself.
+    upstream_addr: SocketAddr,
+    /// The same, as an HTTP authority.
     upstream: Authority,
     /// The instance id, ready to be sent as the `x-tucano-instance` header.
     instance_header: HeaderValue,
@@ -43,6 +46,7 @@ impl Backend {
         Some(Self {
             endpoint,
             state,
+            upstream_addr: target,
             upstream,
             instance_header,
         })
@@ -74,6 +78,11 @@ impl Backend {
     #[inline]
     pub fn effective_weight(&self) -> f64 {
         f64::from(self.weight()) * f64::from(self.state.weight_factor())
+    }
+
+    /// Where requests for this endpoint go.
+    pub(crate) fn upstream_addr(&self) -> SocketAddr {
+        self.upstream_addr
     }
 
     pub(crate) fn upstream(&self) -> &Authority {

@@ -6,9 +6,10 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 
 use crate::endpoint_state::InFlightGuard;
+use crate::forward::UpstreamBody;
 
 /// A response body. An upstream body carries the in-flight guard of its endpoint and drops it
 /// as soon as the body ends or fails (or, at the latest, when the body is dropped because the
@@ -21,7 +22,7 @@ pub(crate) struct ProxyBody {
 #[derive(Debug)]
 enum Inner {
     Upstream {
-        body: Incoming,
+        body: UpstreamBody,
         guard: Option<InFlightGuard>,
     },
     Full(Full<Bytes>),
@@ -29,7 +30,7 @@ enum Inner {
 
 impl ProxyBody {
     /// Streams `body` through, keeping `guard` until it ends.
-    pub fn upstream(body: Incoming, guard: Option<InFlightGuard>) -> Self {
+    pub fn upstream(body: UpstreamBody, guard: Option<InFlightGuard>) -> Self {
         Self {
             inner: Inner::Upstream { body, guard },
         }

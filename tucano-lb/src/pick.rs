@@ -1,7 +1,8 @@
 //! The outcome of routing a request: the chosen endpoint, counted in flight.
 
+use std::net::SocketAddr;
+
 use http::HeaderValue;
-use http::uri::Authority;
 use tucano_core::InstanceId;
 
 use crate::backend::Backend;
@@ -12,7 +13,7 @@ use crate::endpoint_state::InFlightGuard;
 #[derive(Debug)]
 pub struct Pick {
     instance: InstanceId,
-    upstream: Authority,
+    upstream: SocketAddr,
     instance_header: HeaderValue,
     guard: InFlightGuard,
 }
@@ -22,7 +23,7 @@ impl Pick {
     pub(crate) fn new(backend: &Backend) -> Self {
         Self {
             instance: *backend.instance(),
-            upstream: backend.upstream().clone(),
+            upstream: backend.upstream_addr(),
             instance_header: backend.instance_header().clone(),
             guard: backend.state().track(),
         }
@@ -38,9 +39,9 @@ impl Pick {
         &self.guard
     }
 
-    /// Where to send the request (the instance's worker proxy).
-    pub(crate) fn upstream(&self) -> &Authority {
-        &self.upstream
+    /// Where to send the request: the instance's worker proxy, or the instance itself.
+    pub(crate) fn upstream(&self) -> SocketAddr {
+        self.upstream
     }
 
     /// The `x-tucano-instance` value for the request.

@@ -125,7 +125,7 @@ impl Proxy {
             let instance_header = pick.instance_header().clone();
             let result = self
                 .forwarder
-                .forward(outgoing, pick.upstream().clone(), |headers| {
+                .forward(outgoing, pick.upstream(), |headers| {
                     headers.insert(INSTANCE_HEADER, instance_header);
                     append_forwarded_for(headers, client.ip());
                 })

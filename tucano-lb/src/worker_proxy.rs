@@ -4,8 +4,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::uri::Authority;
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
@@ -121,17 +119,9 @@ impl WorkerProxy {
                 format!("instance {instance} is not running on this worker"),
             )
         })?;
-        let upstream =
-            Authority::from_maybe_shared(Bytes::from(address.to_string())).map_err(|error| {
-                warn!(%instance, %address, %error, "instance address is not an HTTP authority");
-                Failure::new(
-                    ErrorCode::UpstreamUnavailable,
-                    "the instance serving this request could not be reached",
-                )
-            })?;
         let mut response = self
             .forwarder
-            .forward(request.map(RequestBody::Incoming), upstream, |headers| {
+            .forward(request.map(RequestBody::Incoming), address, |headers| {
                 // Routing depends on it: keep it even if `Connection` named it.
                 headers.insert(INSTANCE_HEADER, instance_header);
             })

@@ -2,17 +2,17 @@
 //! section 7.6.1), which a proxy must not pass on.
 
 use http::HeaderMap;
-use http::header::{CONNECTION, HOST};
+use http::header::{CONNECTION, HOST, HeaderName, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 
 /// Hop-by-hop headers removed whether or not `Connection` names them (`Proxy-*` headers are
 /// removed by prefix).
-const ALWAYS: [&str; 6] = [
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const ALWAYS: [HeaderName; 6] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
 ];
 
 /// Removes from `headers`: `Connection` and every header it names (except `Host`, which
@@ -32,7 +32,7 @@ pub(crate) fn strip(headers: &mut HeaderMap) {
             }
         }
     }
-    for name in ALWAYS {
+    for name in &ALWAYS {
         headers.remove(name);
     }
     if headers.keys().any(is_proxy_header) {

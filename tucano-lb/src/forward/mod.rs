@@ -4,56 +4,58 @@
 mod forwarded_for;
 mod hop_by_hop;
 mod request_body;
+mod upstream_body;
+mod upstream_connection;
+mod upstream_pool;
 
 pub(crate) use forwarded_for::append as append_forwarded_for;
 pub(crate) use request_body::RequestBody;
+pub(crate) use upstream_body::UpstreamBody;
 
 use std::error::Error as _;
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::header::HOST;
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Request, Response, Uri, Version};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::client::conn::TrySendError;
 
 use crate::config::ProxyConfig;
 use crate::error_code::ErrorCode;
 use crate::failure::Failure;
+use upstream_connection::UpstreamConnection;
+use upstream_pool::UpstreamPool;
 
-/// A pooled keep-alive HTTP/1.1 client and the rules for passing messages through it.
+/// Sends requests upstream over pooled keep-alive HTTP/1.1 connections, with the rules for
+/// passing messages through.
 #[derive(Clone, Debug)]
 pub(crate) struct Forwarder {
-    client: Client<HttpConnector, RequestBody>,
+    pool: UpstreamPool,
+    connect_timeout: Duration,
     response_header_timeout: Duration,
 }
 
 /// Why a request could not be forwarded.
 #[derive(Debug)]
 pub(crate) enum ForwardError {
-    /// The request's target cannot be rewritten for the upstream.
-    InvalidTarget(http::Error),
-    /// Connecting, sending, or reading the response head failed.
-    Unavailable(hyper_util::client::legacy::Error),
+    /// No connection to the upstream could be made: the request was not sent.
+    Connect(std::io::Error),
+    /// No connection to the upstream within the connect timeout: the request was not sent.
+    ConnectTimeout(Duration),
+    /// Sending the request or reading the response head failed.
+    Exchange(hyper::Error),
     /// The response head did not arrive in time.
     Timeout(Duration),
 }
 
 impl Forwarder {
+    /// A forwarder with an empty pool (whose idle sweeper runs on the current Tokio runtime).
     pub fn new(config: &ProxyConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .build(connector);
         Self {
-            client,
+            pool: UpstreamPool::new(config.pool_idle_timeout, config.pool_max_idle_per_host),
+            connect_timeout: config.connect_timeout,
             response_header_timeout: config.response_header_timeout,
         }
     }
@@ -61,13 +63,14 @@ impl Forwarder {
     /// Sends `request` to `upstream` and returns the response head with its body still
     /// streaming. Hop-by-hop headers are removed both ways; `edit` then adjusts the request
     /// headers (it runs after the removal, so what it sets is sent). The request body is
-    /// streamed, never collected; the Host header is kept as the client sent it.
+    /// streamed, never collected; the Host header is kept as the client sent it, and the
+    /// target is sent in origin form (path and query).
     pub async fn forward(
         &self,
         request: Request<RequestBody>,
-        upstream: Authority,
+        upstream: SocketAddr,
         edit: impl FnOnce(&mut HeaderMap),
-    ) -> Result<Response<Incoming>, ForwardError> {
+    ) -> Result<Response<UpstreamBody>, ForwardError> {
         let (mut parts, body) = request.into_parts();
         hop_by_hop::strip(&mut parts.headers);
         edit(&mut parts.headers);
@@ -79,51 +82,95 @@ impl Forwarder {
                 }
             }
         }
-        parts.uri = upstream_uri(upstream, &parts.uri).map_err(ForwardError::InvalidTarget)?;
+        if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+            parts.uri = origin_form(&parts.uri);
+        }
         parts.version = Version::HTTP_11;
         parts.extensions.clear();
         let request = Request::from_parts(parts, body);
 
-        let sent = tokio::time::timeout(self.response_header_timeout, self.client.request(request));
-        let mut response = match sent.await {
-            Ok(Ok(response)) => response,
-            Ok(Err(error)) => return Err(ForwardError::Unavailable(error)),
+        let exchange = tokio::time::timeout(
+            self.response_header_timeout,
+            self.exchange(request, upstream),
+        );
+        let (response, connection) = match exchange.await {
+            Ok(result) => result?,
             Err(_) => return Err(ForwardError::Timeout(self.response_header_timeout)),
         };
-        hop_by_hop::strip(response.headers_mut());
-        Ok(response)
+        let (mut parts, body) = response.into_parts();
+        hop_by_hop::strip(&mut parts.headers);
+        let body = UpstreamBody::new(body, connection, self.pool.clone());
+        Ok(Response::from_parts(parts, body))
+    }
+
+    /// Sends `request` on a pooled connection to `upstream`, or a new one; a request that a
+    /// pooled connection could not start sending (the upstream had just closed it) is sent
+    /// again on a new connection.
+    async fn exchange(
+        &self,
+        request: Request<RequestBody>,
+        upstream: SocketAddr,
+    ) -> Result<(Response<hyper::body::Incoming>, UpstreamConnection), ForwardError> {
+        let mut connection = match self.pool.take(upstream) {
+            Some(connection) => connection,
+            None => self.connect(upstream).await?,
+        };
+        let request = match connection.send(request).await {
+            Ok(response) => return Ok((response, connection)),
+            Err(error) => unsent(error, &connection)?,
+        };
+        let mut connection = self.connect(upstream).await?;
+        match connection.send(request).await {
+            Ok(response) => Ok((response, connection)),
+            Err(error) => Err(ForwardError::Exchange(error.into_error())),
+        }
+    }
+
+    async fn connect(&self, upstream: SocketAddr) -> Result<UpstreamConnection, ForwardError> {
+        match tokio::time::timeout(self.connect_timeout, UpstreamConnection::open(upstream)).await {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(error)) => Err(ForwardError::Connect(error)),
+            Err(_) => Err(ForwardError::ConnectTimeout(self.connect_timeout)),
+        }
     }
 }
 
-/// `http://<upstream><path and query of original>`.
-fn upstream_uri(upstream: Authority, original: &Uri) -> Result<Uri, http::Error> {
+/// The request back from a failed send, if it may be sent again on a new connection: it was
+/// not sent at all, on a connection reused from the pool (which the upstream may close just
+/// as it is taken). Otherwise the error.
+fn unsent(
+    error: TrySendError<Request<RequestBody>>,
+    connection: &UpstreamConnection,
+) -> Result<Request<RequestBody>, ForwardError> {
+    let reused = connection.is_reused();
+    let mut error = error;
+    match error.take_message() {
+        Some(request) if reused => Ok(request),
+        _ => Err(ForwardError::Exchange(error.into_error())),
+    }
+}
+
+/// The path and query of `original` (`/` if it has none), as an origin-form target.
+fn origin_form(original: &Uri) -> Uri {
     let path_and_query = original
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(upstream)
-        .path_and_query(path_and_query)
-        .build()
+    Uri::from(path_and_query)
 }
 
 impl ForwardError {
     /// True when the upstream could not be connected to: the request never reached it, so
     /// it may be sent elsewhere.
     pub fn is_connect(&self) -> bool {
-        matches!(self, Self::Unavailable(error) if error.is_connect())
+        matches!(self, Self::Connect(_) | Self::ConnectTimeout(_))
     }
 
     /// The answer the client gets. The message does not reveal upstream addresses or errors;
     /// those are for the log.
     pub fn failure(&self) -> Failure {
         match self {
-            Self::InvalidTarget(_) => Failure::new(
-                ErrorCode::BadRequest,
-                "the request target cannot be forwarded",
-            ),
-            Self::Unavailable(_) => Failure::new(
+            Self::Connect(_) | Self::ConnectTimeout(_) | Self::Exchange(_) => Failure::new(
                 ErrorCode::UpstreamUnavailable,
                 "the instance serving this request could not be reached",
             ),
@@ -142,9 +189,10 @@ impl fmt::Display for ForwardError {
     /// The error with its chain of causes, for logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::InvalidTarget(error) => write!(f, "invalid request target: {error}"),
+            Self::Connect(error) => write!(f, "cannot connect: {error}"),
+            Self::ConnectTimeout(after) => write!(f, "cannot connect within {after:?}"),
             Self::Timeout(after) => write!(f, "no response head within {after:?}"),
-            Self::Unavailable(error) => {
+            Self::Exchange(error) => {
                 write!(f, "{error}")?;
                 let mut source = error.source();
                 while let Some(cause) = source {
@@ -162,17 +210,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn upstream_uri_keeps_path_and_query() {
-        let upstream = Authority::from_static("127.0.0.1:8081");
+    fn targets_are_sent_in_origin_form() {
         for (original, want) in [
-            ("/a/b?c=d", "http://127.0.0.1:8081/a/b?c=d"),
-            ("http://hello/x?y", "http://127.0.0.1:8081/x?y"),
-            ("hello:80", "http://127.0.0.1:8081/"),
-            ("*", "http://127.0.0.1:8081*"),
+            ("/a/b?c=d", "/a/b?c=d"),
+            ("http://hello/x?y", "/x?y"),
+            ("http://hello", "/"),
+            ("*", "*"),
         ] {
             let original: Uri = original.parse().unwrap();
-            let got = upstream_uri(upstream.clone(), &original).unwrap();
-            assert_eq!(got.to_string(), want, "{original}");
+            assert_eq!(origin_form(&original).to_string(), want, "{original}");
         }
     }
 
