@@ -1,6 +1,9 @@
 //! A Tucano controller: the API operators and workers talk to, and the load balancer.
 //!
 //! `cargo run --example controller -- --api 127.0.0.1:7070 --balancer 127.0.0.1:8080 --liveness-timeout 3s`
+//!
+//! With every worker on this host, `--route direct` has the balancer send requests straight
+//! to the instances instead of through the workers' proxies.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use tucano::lb::RouteMode;
 use tucano::{ControllerNode, ControllerNodeConfig, StateStore};
 
 /// Runs a Tucano controller: the controller API (services, workers) and the load balancer
@@ -36,6 +40,12 @@ struct Flags {
     /// Keep state in memory only (lost when the controller stops).
     #[arg(long)]
     in_memory: bool,
+    /// How the balancer reaches instances; `direct` saves a hop.
+    ///
+    /// `direct` needs every instance address reachable from this host. Workers report their
+    /// instances at 127.0.0.1:PORT, so use it only when all workers run on this host.
+    #[arg(long, default_value = "via-worker", value_name = "via-worker|direct")]
+    route: RouteMode,
 }
 
 #[tokio::main]
@@ -54,6 +64,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     let mut signals = tucano::ShutdownSignals::install()?;
     let mut config = ControllerNodeConfig::new(flags.api, flags.balancer);
     config.controller.liveness_timeout = flags.liveness_timeout;
+    config.route_mode = flags.route;
     config.state = if flags.in_memory {
         StateStore::Memory
     } else {
@@ -61,7 +72,11 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     };
     let node = ControllerNode::start(config).await?;
     println!("controller API on http://{}", node.api_addr());
-    println!("load balancer on http://{}", node.balancer_addr());
+    println!(
+        "load balancer on http://{} (route: {})",
+        node.balancer_addr(),
+        flags.route
+    );
     let signal = signals.recv().await;
     eprintln!("controller: {signal}: shutting down");
     node.shutdown().await;

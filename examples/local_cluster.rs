@@ -3,6 +3,8 @@
 //!
 //! `cargo run --example local_cluster`, then paste the `curl` line it prints. Ctrl-C stops
 //! everything; the demo instances are this program re-executed, and they die with it.
+//! `--route direct` has the balancer skip the workers' proxies (everything is on loopback, so
+//! the instances are reachable from it).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 use tucano::core::ServiceSpec;
 use tucano::core::wire::ServiceView;
+use tucano::lb::RouteMode;
 use tucano::{ControllerNode, ControllerNodeConfig, ShutdownSignals, WorkerNode, WorkerNodeConfig};
 
 /// The first argument that makes this program serve one demo instance instead of a cluster.
@@ -33,6 +36,12 @@ struct Flags {
     /// Replicas of the demo service `hello`.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=100))]
     replicas: u32,
+    /// How the balancer reaches instances; `direct` saves a hop.
+    ///
+    /// `via-worker` takes the path a cluster spread over hosts takes. `direct` works here
+    /// because everything is on loopback.
+    #[arg(long, default_value = "via-worker", value_name = "via-worker|direct")]
+    route: RouteMode,
 }
 
 fn main() -> ExitCode {
@@ -60,6 +69,7 @@ async fn run(flags: Flags) -> ExitCode {
     };
     let mut config = ControllerNodeConfig::new(flags.api, flags.balancer);
     config.controller.liveness_timeout = Duration::from_secs(3);
+    config.route_mode = flags.route;
     let controller = match ControllerNode::start(config).await {
         Ok(node) => node,
         Err(error) => {
@@ -90,7 +100,7 @@ async fn run(flags: Flags) -> ExitCode {
     };
     let outcome = match deployed {
         Some(Ok(view)) => {
-            announce(&controller, &view);
+            announce(&controller, &view, flags.route);
             let signal = signals.recv().await;
             eprintln!("local_cluster: {signal}: stopping the cluster");
             ExitCode::SUCCESS
@@ -143,11 +153,15 @@ async fn deploy(controller: &ControllerNode, replicas: u32) -> Result<ServiceVie
     }
 }
 
-fn announce(controller: &ControllerNode, view: &ServiceView) {
+fn announce(controller: &ControllerNode, view: &ServiceView, route: RouteMode) {
     println!();
     println!("Tucano local cluster is up.");
     println!("  controller API  http://{}", controller.api_addr());
-    println!("  load balancer   http://{}", controller.balancer_addr());
+    println!(
+        "  load balancer   http://{} (route: {})",
+        controller.balancer_addr(),
+        route
+    );
     println!(
         "  service hello   {} replicas running:",
         view.replicas.running

@@ -8,7 +8,7 @@ use tucano_core::controller::{Controller, ControllerConfig, ControllerHandle, Co
 use tucano_core::scheduler::LeastLoaded;
 use tucano_core::store::{MemoryStore, SqliteStore, Store};
 use tucano_http::{ApiServer, ControllerClient, WorkerClient, controller_router};
-use tucano_lb::{Proxy, ProxyConfig, ProxyServer, RoutingTable};
+use tucano_lb::{Proxy, ProxyConfig, ProxyServer, RouteMode, RoutingTable};
 
 use crate::node_error::{NodeError, bind};
 
@@ -34,10 +34,31 @@ pub struct ControllerNodeConfig {
     pub state: StateStore,
     /// The balancer's timeouts.
     pub proxy: ProxyConfig,
+    /// How the balancer reaches instances. [`RouteMode::ViaWorker`] (the default) sends each
+    /// request to the worker proxy of the instance's worker, which forwards it to the instance:
+    /// two hops, and it works wherever the balancer can reach the workers' proxies.
+    ///
+    /// [`RouteMode::Direct`] sends each request straight to the instance's own address: one
+    /// hop, less latency and one proxy less in the path. Choose it only when every instance
+    /// address the workers report is reachable from this node — everything on one host, or a
+    /// flat network where the workers' runtimes report routable addresses. The process
+    /// runtime reports `127.0.0.1:<port>` by default, which from another host means *this*
+    /// host's loopback: wrong, not just unreachable.
+    ///
+    /// What direct mode gives up is the worker proxy's check that the instance named by
+    /// `x-tucano-instance` really runs there: via the worker, a request for an instance that
+    /// has just stopped gets `unknown_instance` from the worker proxy, which the balancer
+    /// knows was never delivered and retries on another instance; directly, it goes to
+    /// whatever now listens on that address (normally nothing, but a port reused by a new
+    /// instance would receive it). The balancer's connect-failure retries apply in both
+    /// modes: an idempotent request without a body whose connection is refused is retried on
+    /// another instance, within the service's retry budget.
+    pub route_mode: RouteMode,
 }
 
 impl ControllerNodeConfig {
-    /// Defaults on the given addresses, with state in memory.
+    /// Defaults on the given addresses, with state in memory and requests routed through
+    /// the workers' proxies.
     pub fn new(api: SocketAddr, balancer: SocketAddr) -> Self {
         Self {
             api,
@@ -45,6 +66,7 @@ impl ControllerNodeConfig {
             controller: ControllerConfig::default(),
             state: StateStore::Memory,
             proxy: ProxyConfig::default(),
+            route_mode: RouteMode::default(),
         }
     }
 }
@@ -80,7 +102,7 @@ impl ControllerNode {
             StateStore::Memory => Arc::new(MemoryStore::new()),
             StateStore::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
         };
-        let routes = Arc::new(RoutingTable::new());
+        let routes = Arc::new(RoutingTable::new().with_mode(config.route_mode));
         let mut controller_config = config.controller;
         controller_config.balancing_policies =
             Some(routes.registry().names().map(str::to_owned).collect());
@@ -99,7 +121,7 @@ impl ControllerNode {
         )?;
         let balancer = Proxy::serve(balancer_listener, routes.clone(), config.proxy)?;
         let client = ControllerClient::new(&format!("http://{}", api.local_addr()))?;
-        tracing::info!(api = %api.local_addr(), balancer = %balancer.local_addr(), "controller node started");
+        tracing::info!(api = %api.local_addr(), balancer = %balancer.local_addr(), route_mode = ?config.route_mode, "controller node started");
         Ok(Self {
             controller,
             api,

@@ -4,22 +4,21 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use serde_json::Value;
 use tucano::core::controller::DeleteOutcome;
 use tucano::core::transport::{
     ControllerTransport, Endpoint, EndpointSink, RouteSpec, TransportError,
 };
-use tucano::core::wire::{Heartbeat, Registration, RegistrationReply, ServiceView};
-use tucano::core::{InstanceId, InstanceState, ServiceSpec, WorkerId};
+use tucano::core::wire::{Heartbeat, Registration, RegistrationReply};
+use tucano::core::{InstanceId, InstanceState, WorkerId};
 use tucano::http::{ControllerClient, WorkerClient};
 use tucano::{ControllerNode, ControllerNodeConfig, WorkerNode, WorkerNodeConfig};
 
-const LIVENESS: Duration = Duration::from_secs(2);
+mod support;
+use support::{Cluster, LIVENESS, demo_spec, running, workers_of};
 
 /// A controller transport whose link can be cut, as a network partition would.
 struct Partition {
@@ -56,112 +55,19 @@ impl ControllerTransport for Partition {
     }
 }
 
-struct Cluster {
-    controller: ControllerNode,
-    workers: Vec<WorkerNode>,
-    partitions: Vec<Arc<Partition>>,
-    http: reqwest::Client,
-}
-
-async fn cluster(workers: usize) -> Cluster {
-    let any: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let mut config = ControllerNodeConfig::new(any, any);
-    config.controller.liveness_timeout = LIVENESS;
-    let controller = ControllerNode::start(config).await.unwrap();
-    let mut nodes = Vec::new();
-    let mut partitions = Vec::new();
-    for i in 0..workers {
-        let partition = Arc::new(Partition {
-            inner: ControllerClient::new(&controller.api_url()).unwrap(),
+async fn cluster(workers: usize) -> Cluster<Partition> {
+    Cluster::start(
+        workers,
+        |_| {},
+        |inner| Partition {
+            inner,
             cut: AtomicBool::new(false),
-        });
-        let mut config = WorkerNodeConfig::new(controller.api_url(), any, any);
-        config.id = Some(format!("worker-{i}").parse().unwrap());
-        config.heartbeat_interval = Duration::from_millis(200);
-        nodes.push(
-            WorkerNode::start_with_transport(config, partition.clone())
-                .await
-                .unwrap(),
-        );
-        partitions.push(partition);
-    }
-    Cluster {
-        controller,
-        workers: nodes,
-        partitions,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap(),
-    }
+        },
+    )
+    .await
 }
 
-fn demo_spec(name: &str, replicas: u32) -> ServiceSpec {
-    let mut spec = ServiceSpec::new(
-        name.parse().unwrap(),
-        vec![env!("CARGO_BIN_EXE_tucano-demo").into()],
-    );
-    spec.replicas = replicas;
-    spec.stop_grace_period = Duration::from_secs(5);
-    spec.env
-        .insert("TUCANO_DEMO_BIND".into(), "127.0.0.1".into());
-    spec.env.insert("RUST_LOG".into(), "warn".into());
-    spec
-}
-
-impl Cluster {
-    fn client(&self) -> &ControllerClient {
-        self.controller.client()
-    }
-
-    async fn wait_for(
-        &self,
-        name: &str,
-        within: Duration,
-        done: impl Fn(&ServiceView) -> bool,
-    ) -> ServiceView {
-        let deadline = Instant::now() + within;
-        loop {
-            let view = self.client().service(name).await.unwrap();
-            if done(&view) {
-                return view;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} did not get there within {within:?}: {view:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Sends a request through the balancer with `Host: host`.
-    async fn get(&self, host: &str, path: &str) -> (u16, Value) {
-        let url = format!("http://{}{path}", self.controller.balancer_addr());
-        let response = self
-            .http
-            .get(url)
-            .header("host", host)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Instance ids answering `n` requests through the balancer; every request must succeed.
-    async fn instances_behind(&self, host: &str, n: usize) -> HashMap<String, usize> {
-        let mut seen = HashMap::new();
-        for _ in 0..n {
-            let (status, body) = self.get(host, "/").await;
-            assert_eq!(status, 200, "{body}");
-            let instance = body["instance"].as_str().unwrap().to_owned();
-            assert_eq!(body["headers"]["x-tucano-instance"], instance.as_str());
-            assert_eq!(body["headers"]["x-forwarded-for"], "127.0.0.1");
-            *seen.entry(instance).or_default() += 1;
-        }
-        seen
-    }
-
+impl<T> Cluster<T> {
     /// Process ids of every instance the workers run, by instance.
     async fn pids(&self) -> HashMap<InstanceId, u32> {
         let client = WorkerClient::new().unwrap();
@@ -179,21 +85,6 @@ impl Cluster {
         }
         pids
     }
-
-    async fn shutdown(self) {
-        for worker in self.workers {
-            worker.shutdown().await;
-        }
-        self.controller.shutdown().await;
-    }
-}
-
-fn running(view: &ServiceView) -> Vec<String> {
-    view.instances
-        .iter()
-        .filter(|i| i.state == InstanceState::Running)
-        .map(|i| i.id.to_string())
-        .collect()
 }
 
 fn is_dead(pid: u32) -> bool {
@@ -215,33 +106,22 @@ async fn deploy_balance_scale_and_delete() {
         .await
         .unwrap();
     assert_eq!(created.instances.len(), 3);
-    let view = c
-        .wait_for("hello", Duration::from_secs(20), |v| {
-            v.replicas.running == 3
-        })
-        .await;
-    let workers: HashSet<_> = view
-        .instances
-        .iter()
-        .filter_map(|i| i.worker.clone())
-        .collect();
-    assert_eq!(workers.len(), 2, "one deploy spreads over both workers");
+    let view = c.wait_running("hello", 3).await;
+    assert_eq!(
+        workers_of(&view).len(),
+        2,
+        "one deploy spreads over both workers"
+    );
     assert!(view.instances.iter().all(|i| i.address.is_some()));
 
     // 30 requests reach all 3 instances, round robin.
-    let seen = c.instances_behind("hello", 30).await;
-    let expected: HashSet<String> = running(&view).into_iter().collect();
-    assert_eq!(seen.keys().cloned().collect::<HashSet<_>>(), expected);
+    let seen = c.reaches("hello", 30, &running(&view)).await;
     assert!(seen.values().all(|&n| n == 10), "round robin: {seen:?}");
 
     // Scale to 5, then back to 2.
     let mut pids = c.pids().await;
     c.client().scale_service("hello", 5).await.unwrap();
-    let view = c
-        .wait_for("hello", Duration::from_secs(20), |v| {
-            v.replicas.running == 5
-        })
-        .await;
+    let view = c.wait_running("hello", 5).await;
     assert_eq!(c.instances_behind("hello", 50).await.len(), 5);
     pids.extend(c.pids().await);
     assert_eq!(pids.len(), 5);
@@ -251,19 +131,12 @@ async fn deploy_balance_scale_and_delete() {
             v.replicas.running == 2 && v.replicas.terminating == 0
         })
         .await;
-    let kept: HashSet<String> = running(&view_after).into_iter().collect();
+    let kept: HashSet<String> = running(&view_after);
     assert!(
         kept.iter().all(|id| running(&view).contains(id)),
         "scale down keeps running instances"
     );
-    assert_eq!(
-        c.instances_behind("hello", 20)
-            .await
-            .keys()
-            .cloned()
-            .collect::<HashSet<_>>(),
-        kept
-    );
+    c.reaches("hello", 20, &kept).await;
     let stopped: Vec<u32> = pids
         .iter()
         .filter(|(id, _)| !kept.contains(&id.to_string()))
@@ -300,15 +173,7 @@ async fn deploy_balance_scale_and_delete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_stops_heartbeating_is_replaced() {
     let c = cluster(2).await;
-    c.client()
-        .create_service(&demo_spec("hello", 4))
-        .await
-        .unwrap();
-    let view = c
-        .wait_for("hello", Duration::from_secs(20), |v| {
-            v.replicas.running == 4
-        })
-        .await;
+    let view = c.deploy("hello", 4).await;
     let (a, b) = (
         c.workers[0].worker().id().clone(),
         c.workers[1].worker().id().clone(),
@@ -321,7 +186,7 @@ async fn a_worker_that_stops_heartbeating_is_replaced() {
         .collect();
     assert!(!on_b.is_empty(), "{view:#?}");
 
-    c.partitions[1].cut.store(true, Ordering::SeqCst);
+    c.transports[1].cut.store(true, Ordering::SeqCst);
     let cut_at = Instant::now();
     let view = c
         .wait_for("hello", LIVENESS + Duration::from_secs(2), |v| {
@@ -346,14 +211,10 @@ async fn a_worker_that_stops_heartbeating_is_replaced() {
     );
 
     // The balancer only routes to the replacements.
-    let seen = c.instances_behind("hello", 20).await;
-    assert_eq!(
-        seen.keys().cloned().collect::<HashSet<_>>(),
-        running(&view).into_iter().collect()
-    );
+    c.reaches("hello", 20, &running(&view)).await;
 
     // When the partition heals, the worker is alive again and stops its lost instances.
-    c.partitions[1].cut.store(false, Ordering::SeqCst);
+    c.transports[1].cut.store(false, Ordering::SeqCst);
     let client = WorkerClient::new().unwrap();
     let b_url = format!("http://{}", c.workers[1].api_addr());
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -446,21 +307,13 @@ async fn a_restarted_controller_resumes_from_sqlite_without_restarting_instances
     let mut config = WorkerNodeConfig::new(controller.api_url(), any, any);
     config.heartbeat_interval = Duration::from_millis(200);
     let worker = WorkerNode::start(config).await.unwrap();
-    let c = Cluster {
+    let c: Cluster<Partition> = Cluster {
         controller,
         workers: vec![worker],
-        partitions: vec![],
+        transports: vec![],
         http: reqwest::Client::new(),
     };
-    c.client()
-        .create_service(&demo_spec("hello", 2))
-        .await
-        .unwrap();
-    let before = c
-        .wait_for("hello", Duration::from_secs(20), |v| {
-            v.replicas.running == 2
-        })
-        .await;
+    let before = c.deploy("hello", 2).await;
     let Cluster {
         controller,
         workers,
@@ -473,10 +326,10 @@ async fn a_restarted_controller_resumes_from_sqlite_without_restarting_instances
     let controller = ControllerNode::start(node_config(api, balancer))
         .await
         .unwrap();
-    let c = Cluster {
+    let c: Cluster<Partition> = Cluster {
         controller,
         workers,
-        partitions: vec![],
+        transports: vec![],
         http,
     };
     let after = c
@@ -484,10 +337,7 @@ async fn a_restarted_controller_resumes_from_sqlite_without_restarting_instances
             v.replicas.running == 2
         })
         .await;
-    assert_eq!(
-        running(&after).into_iter().collect::<HashSet<_>>(),
-        running(&before).into_iter().collect::<HashSet<_>>()
-    );
+    assert_eq!(running(&after), running(&before));
     assert_eq!(after.instances.len(), 2, "nothing restarted: {after:#?}");
     assert_eq!(c.instances_behind("hello", 10).await.len(), 2);
     c.shutdown().await;

@@ -1,7 +1,7 @@
 //! A request the proxy answers itself, with a JSON error.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, DATE};
 use http::{HeaderValue, Response};
 
 use crate::body::ProxyBody;
@@ -37,6 +37,7 @@ impl Failure {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(ERROR_HEADER, HeaderValue::from_static(self.code.as_str()));
+        headers.insert(DATE, crate::headers::date_now());
         response
     }
 }
@@ -53,6 +54,7 @@ mod tests {
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
         assert_eq!(response.headers()[ERROR_HEADER], "no_instance");
+        assert!(response.headers()[DATE].to_str().unwrap().ends_with(" GMT"));
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["error"]["code"], "no_instance");

@@ -19,7 +19,7 @@ use crate::endpoint_state::EndpointState;
 use crate::error::ProxyError;
 use crate::error_code::ErrorCode;
 use crate::failure::Failure;
-use crate::forward::{Forwarder, RequestBody, append_forwarded_for};
+use crate::forward::{ClientAddress, Forwarder, RequestBody, append_forwarded_for};
 use crate::headers::{ERROR_HEADER, INSTANCE_HEADER, LOAD_HEADER};
 use crate::maintenance::Maintenance;
 use crate::route_mode::RouteMode;
@@ -93,7 +93,7 @@ impl Proxy {
     async fn route(
         &self,
         request: Request<Incoming>,
-        client: SocketAddr,
+        client: &ClientAddress,
     ) -> Result<Response<ProxyBody>, Failure> {
         if request.method() == Method::CONNECT {
             return Err(Failure::new(
@@ -120,14 +120,19 @@ impl Proxy {
                     None => return Err(no_retry_failure()),
                 },
             };
-            let sent_at = clock::now_ns();
+            // The first attempt goes out right after the pick: its clock reading will do.
+            let sent_at = if retries == 0 {
+                started
+            } else {
+                clock::now_ns()
+            };
             let instance = *pick.instance();
             let instance_header = pick.instance_header().clone();
             let result = self
                 .forwarder
                 .forward(outgoing, pick.upstream(), |headers| {
                     headers.insert(INSTANCE_HEADER, instance_header);
-                    append_forwarded_for(headers, client.ip());
+                    append_forwarded_for(headers, client);
                 })
                 .await;
             let now = clock::now_ns();
@@ -238,7 +243,11 @@ fn reported_load(headers: &HeaderMap) -> Option<f32> {
 }
 
 impl Handler for Proxy {
-    async fn handle(&self, request: Request<Incoming>, client: SocketAddr) -> Response<ProxyBody> {
+    async fn handle(
+        &self,
+        request: Request<Incoming>,
+        client: &ClientAddress,
+    ) -> Response<ProxyBody> {
         match self.route(request, client).await {
             Ok(response) => response,
             Err(failure) => failure.into_response(),

@@ -21,6 +21,7 @@ use tracing::{debug, error, info, warn};
 use crate::body::ProxyBody;
 use crate::config::ProxyConfig;
 use crate::error::ProxyError;
+use crate::forward::ClientAddress;
 use crate::maintenance::Maintenance;
 
 /// How long the accept loop pauses after an accept error (such as running out of file
@@ -32,7 +33,7 @@ pub(crate) trait Handler: Send + Sync + 'static {
     fn handle(
         &self,
         request: Request<Incoming>,
-        client: SocketAddr,
+        client: &ClientAddress,
     ) -> impl Future<Output = Response<ProxyBody>> + Send;
 }
 
@@ -84,8 +85,11 @@ pub(crate) fn serve<H: Handler>(
     let runtime = Handle::try_current().map_err(|_| ProxyError::NoRuntime)?;
     let local_addr = listener.local_addr().map_err(ProxyError::LocalAddr)?;
     let mut http = http1::Builder::new();
+    // Responses carry the upstream's Date, or one the proxy adds where it is missing (see
+    // `headers::date_now`), so hyper need not render its own on every response.
     http.timer(TokioTimer::new())
-        .header_read_timeout(config.client_header_timeout);
+        .header_read_timeout(config.client_header_timeout)
+        .auto_date_header(false);
     let (stop, stopped) = oneshot::channel();
     let task = runtime.spawn(accept_loop(
         listener,
@@ -125,9 +129,11 @@ async fn accept_loop<H: Handler>(
                         debug!(proxy = name, %client, %error, "cannot set TCP_NODELAY");
                     }
                     let handler = Arc::clone(&handler);
+                    let address = Arc::new(ClientAddress::new(client));
                     let service = service_fn(move |request| {
                         let handler = Arc::clone(&handler);
-                        async move { Ok::<_, Infallible>(handler.handle(request, client).await) }
+                        let address = Arc::clone(&address);
+                        async move { Ok::<_, Infallible>(handler.handle(request, &address).await) }
                     });
                     let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
                     connections.spawn(async move {

@@ -16,7 +16,7 @@ use crate::config::ProxyConfig;
 use crate::error::ProxyError;
 use crate::error_code::ErrorCode;
 use crate::failure::Failure;
-use crate::forward::{Forwarder, RequestBody};
+use crate::forward::{ClientAddress, Forwarder, RequestBody};
 use crate::headers::{ERROR_HEADER, INSTANCE_HEADER};
 use crate::server::{self, Handler, ProxyServer};
 
@@ -136,7 +136,11 @@ impl WorkerProxy {
 }
 
 impl Handler for WorkerProxy {
-    async fn handle(&self, request: Request<Incoming>, _client: SocketAddr) -> Response<ProxyBody> {
+    async fn handle(
+        &self,
+        request: Request<Incoming>,
+        _client: &ClientAddress,
+    ) -> Response<ProxyBody> {
         match self.route(request).await {
             Ok(response) => response,
             Err(failure) => failure.into_response(),

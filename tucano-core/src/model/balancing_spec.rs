@@ -6,6 +6,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// The policy a service gets unless it asks for another.
 pub const DEFAULT_BALANCING_POLICY: &str = "round_robin";
+/// Most endpoints a power-of-d-choices policy may compare per pick.
+pub const MAX_CHOICE_COUNT: u8 = 16;
 /// Longest allowed slow-start window and ejection time.
 const MAX_WINDOW: Duration = Duration::from_secs(3600);
 
@@ -35,6 +37,12 @@ pub struct BalancingSpec {
     pub policy: String,
     /// What `consistent_hash` hashes; requests without it hash on the client address.
     pub hash_key: HashKey,
+    /// How many random endpoints `power_of_two`, `peak_ewma` and `feedback` compare per pick
+    /// (as Envoy's `choice_count`), 2 to 16; `None` for the policy's own default (2 for
+    /// `power_of_two` and `feedback`, 4 for `peak_ewma`). More choices avoid slow endpoints
+    /// better at a few nanoseconds each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choice_count: Option<u8>,
     /// New instances (added after the service's first ones) get traffic ramping from 10 % to
     /// full over this window; `0s` (the default) turns slow start off.
     #[serde(with = "humantime_serde")]
@@ -99,6 +107,8 @@ struct BalancingObject {
     policy: String,
     #[serde(default)]
     hash_key: HashKey,
+    #[serde(default)]
+    choice_count: Option<u8>,
     #[serde(default, with = "humantime_serde")]
     slow_start: Duration,
     #[serde(default)]
@@ -131,6 +141,7 @@ impl<'de> Deserialize<'de> for BalancingSpec {
             BalancingRepr::Object(o) => Self {
                 policy: o.policy,
                 hash_key: o.hash_key,
+                choice_count: o.choice_count,
                 slow_start: o.slow_start,
                 outlier: o.outlier,
                 panic_threshold_percent: o.panic_threshold_percent,
@@ -146,6 +157,7 @@ impl BalancingSpec {
         Self {
             policy: policy.into(),
             hash_key: HashKey::default(),
+            choice_count: None,
             slow_start: Duration::ZERO,
             outlier: OutlierSpec::default(),
             panic_threshold_percent: default_panic_threshold(),
@@ -174,6 +186,13 @@ impl BalancingSpec {
                 ));
             }
             _ => {}
+        }
+        if let Some(count) = self.choice_count {
+            if !(2..=MAX_CHOICE_COUNT).contains(&count) {
+                return Err(format!(
+                    "balancing choice_count must be between 2 and {MAX_CHOICE_COUNT}"
+                ));
+            }
         }
         if self.slow_start > MAX_WINDOW {
             return Err("balancing slow_start may be at most 1h".into());
@@ -223,6 +242,7 @@ mod tests {
             parse(r#""feedback""#).unwrap(),
             BalancingSpec::named("feedback")
         );
+        assert_eq!(parse(r#""feedback""#).unwrap().choice_count, None);
         let spec = parse(
             r#"{"policy":"consistent_hash","hash_key":{"cookie":"session"},
                 "outlier":{"consecutive_failures":3},"panic_threshold_percent":0}"#,
@@ -265,6 +285,14 @@ mod tests {
                 ..Default::default()
             },
             BalancingSpec {
+                choice_count: Some(1),
+                ..Default::default()
+            },
+            BalancingSpec {
+                choice_count: Some(17),
+                ..Default::default()
+            },
+            BalancingSpec {
                 outlier: OutlierSpec {
                     base_ejection_time: Duration::ZERO,
                     ..Default::default()
@@ -275,5 +303,8 @@ mod tests {
             assert!(bad.validate().is_err(), "{bad:?}");
         }
         assert!(BalancingSpec::default().validate().is_ok());
+        let four = parse(r#"{"policy":"peak_ewma","choice_count":4}"#).unwrap();
+        assert_eq!(four.choice_count, Some(4));
+        assert!(four.validate().is_ok());
     }
 }

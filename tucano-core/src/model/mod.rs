@@ -11,7 +11,9 @@ mod runtime_kind;
 mod service_name;
 mod service_spec;
 
-pub use balancing_spec::{BalancingSpec, DEFAULT_BALANCING_POLICY, HashKey, OutlierSpec};
+pub use balancing_spec::{
+    BalancingSpec, DEFAULT_BALANCING_POLICY, HashKey, MAX_CHOICE_COUNT, OutlierSpec,
+};
 pub use health_spec::HealthSpec;
 pub use ids::{BootId, InstanceId, MAX_WORKER_ID_LEN, WorkerId, WorkerIdError};
 pub use instance_spec::InstanceSpec;

@@ -8,7 +8,7 @@ mod upstream_body;
 mod upstream_connection;
 mod upstream_pool;
 
-pub(crate) use forwarded_for::append as append_forwarded_for;
+pub(crate) use forwarded_for::{ClientAddress, append as append_forwarded_for};
 pub(crate) use request_body::RequestBody;
 pub(crate) use upstream_body::UpstreamBody;
 
@@ -17,7 +17,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use http::header::HOST;
+use http::header::{DATE, HOST};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Request, Response, Uri, Version};
 use hyper::client::conn::TrySendError;
@@ -99,6 +99,9 @@ impl Forwarder {
         };
         let (mut parts, body) = response.into_parts();
         hop_by_hop::strip(&mut parts.headers);
+        if !parts.headers.contains_key(DATE) {
+            parts.headers.insert(DATE, crate::headers::date_now());
+        }
         let body = UpstreamBody::new(body, connection, self.pool.clone());
         Ok(Response::from_parts(parts, body))
     }

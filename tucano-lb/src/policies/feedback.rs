@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use super::snapshot::{Candidate, Snapshot};
-use super::{best_of_two, least};
+use super::sampler::{Cost, Sampler};
+use super::snapshot::Candidate;
 use crate::backend::Backend;
 use crate::balancer::{Balancer, PickContext};
 use crate::endpoint_set::EndpointSet;
@@ -35,8 +35,8 @@ pub const EXACT_SCAN_MAX: usize = 8;
 ///
 /// Sets of up to [`EXACT_SCAN_MAX`] (8) endpoints are scanned in full (ties broken by
 /// reservoir sampling, unbiased as in [`LeastConnections`](crate::LeastConnections)); larger
-/// sets use power of two choices on the score (two distinct random endpoints, the lower score
-/// wins, ties to the first drawn), which keeps a pick constant-time and sends most traffic to
+/// sets use power of two choices on the score (two distinct random endpoints, or the spec's
+/// `choice_count`; the lower score wins, ties to the first drawn), which keeps a pick constant-time and sends most traffic to
 /// the less loaded half without herding it all onto the single least loaded instance while
 /// its report is stale.
 ///
@@ -48,19 +48,52 @@ pub const EXACT_SCAN_MAX: usize = 8;
 ///     .unwrap();
 /// assert!(policy.pick(&EndpointSet::empty(), &PickContext::none()).is_none());
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Feedback {
-    snapshot: Snapshot,
+    sampler: Sampler,
+}
+
+impl Default for Feedback {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Feedback {
     /// The name that selects this policy in a [`PolicyRegistry`](crate::PolicyRegistry).
     pub const NAME: &'static str = "feedback";
+    /// Endpoints compared per pick in sets larger than [`EXACT_SCAN_MAX`], unless the spec's
+    /// `choice_count` says otherwise.
+    pub const DEFAULT_CHOICES: usize = 2;
 
     /// A feedback policy (the reports live in each endpoint's state);
     /// [`rebuild`](Balancer::rebuild) prepares it for a set.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_choices(Self::DEFAULT_CHOICES)
+    }
+
+    /// The same comparing `choices` random endpoints per pick in large sets (2 to 16).
+    pub fn with_choices(choices: usize) -> Self {
+        Self {
+            sampler: Sampler::new(choices),
+        }
+    }
+}
+
+/// The score of [`Feedback`].
+struct Score;
+
+impl Cost for Score {
+    type Key = f64;
+
+    #[inline]
+    fn key<C: Candidate>(&self, candidate: &C) -> f64 {
+        score(candidate)
+    }
+
+    #[inline]
+    fn lower(a: &f64, b: &f64) -> bool {
+        a < b
     }
 }
 
@@ -77,30 +110,20 @@ pub(crate) fn score<C: Candidate>(candidate: &C) -> f64 {
     }
 }
 
-impl Feedback {
-    /// The index of the endpoint to pick among `candidates`.
-    #[inline]
-    fn choose<C: Candidate>(candidates: &[C]) -> Option<usize> {
-        if candidates.len() > EXACT_SCAN_MAX {
-            best_of_two(candidates, |b, a| score(b) < score(a))
-        } else {
-            least(candidates, score, |a, b| a < b)
-        }
-    }
-}
-
 impl Balancer for Feedback {
     fn pick<'a>(&self, endpoints: &'a EndpointSet, _: &PickContext<'_>) -> Option<&'a Backend> {
-        let index = match self.snapshot.slots_for(endpoints) {
-            Some(slots) => Self::choose(slots),
-            None => Self::choose(endpoints.as_slice()),
-        }?;
-        endpoints.get(index)
+        // Small sets are scanned in full: as many choices as endpoints.
+        let choices = if endpoints.len() > EXACT_SCAN_MAX {
+            self.sampler.choices()
+        } else {
+            EXACT_SCAN_MAX
+        };
+        self.sampler.pick(endpoints, choices, &Score)
     }
 
     fn rebuild(&self, endpoints: &EndpointSet) -> Option<Arc<dyn Balancer>> {
         Some(Arc::new(Self {
-            snapshot: Snapshot::new(endpoints),
+            sampler: self.sampler.rebuilt(endpoints),
         }))
     }
 }

@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
-use super::snapshot::{Candidate, Snapshot};
-use super::{best_of_two, lighter};
+use super::lighter;
+use super::sampler::{Cost, Sampler};
+use super::snapshot::Candidate;
 use crate::backend::Backend;
 use crate::balancer::{Balancer, PickContext};
 use crate::endpoint_set::EndpointSet;
 
-/// Picks two distinct endpoints at random and sends the request to the one with the lower
-/// cost
+/// Picks [`DEFAULT_CHOICES`](Self::DEFAULT_CHOICES) (4, or the spec's `choice_count`)
+/// distinct endpoints at random and sends the request to the one with the lowest cost
 ///
 /// ```text
 /// cost = rtt_estimate_ns(now) × (in_flight + 1) / effective_weight
@@ -23,10 +24,16 @@ use crate::endpoint_set::EndpointSet;
 /// Failures (5xx, connection failures) are recorded by
 /// [`EndpointState::observe`](crate::EndpointState::observe) as a penalty latency of at least
 /// [`FAILURE_PENALTY_NS`](crate::FAILURE_PENALTY_NS), so an endpoint that fails fast looks
-/// slow, not attractive. Costs are compared by cross-multiplying (no division); ties go to
-/// the first endpoint drawn, itself random.
+/// slow, not attractive. Costs are compared by cross-multiplying (no division); ties are
+/// broken at random.
 ///
-/// Constant cost per pick whatever the set's size: two random draws and two endpoints'
+/// Why four choices rather than tower's two: whatever the cost, a pick can only choose among
+/// the endpoints it drew, and with two draws out of 10 endpoints whose latencies span 1 ms to
+/// 1 s the slowest two are both drawn 1 time in 45, which alone puts the 99th percentile at
+/// the second slowest endpoint's latency (the skew experiment in docs/benchmarks.md). With four
+/// draws the slowest three are all drawn 1 time in 210. `choice_count: 2` gives classic P2C.
+///
+/// Constant cost per pick whatever the set's size: a few random draws and as many endpoints'
 /// counters and estimates, read through a dense array of state handles and weights that
 /// [`rebuild`](Balancer::rebuild) prepares (as for [`PowerOfTwo`](crate::PowerOfTwo)).
 ///
@@ -38,31 +45,60 @@ use crate::endpoint_set::EndpointSet;
 ///     .unwrap();
 /// assert!(policy.pick(&EndpointSet::empty(), &PickContext::at(1_000)).is_none());
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PeakEwma {
-    snapshot: Snapshot,
+    sampler: Sampler,
+}
+
+impl Default for PeakEwma {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl PeakEwma {
     /// The name that selects this policy in a [`PolicyRegistry`](crate::PolicyRegistry).
     pub const NAME: &'static str = "peak_ewma";
+    /// Endpoints compared per pick unless the spec's `choice_count` says otherwise.
+    pub const DEFAULT_CHOICES: usize = 4;
 
-    /// A peak-EWMA policy (the estimates live in each endpoint's state);
-    /// [`rebuild`](Balancer::rebuild) prepares it for a set.
+    /// A peak-EWMA policy comparing [`DEFAULT_CHOICES`](Self::DEFAULT_CHOICES) endpoints (the
+    /// estimates live in each endpoint's state); [`rebuild`](Balancer::rebuild) prepares it
+    /// for a set.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_choices(Self::DEFAULT_CHOICES)
+    }
+
+    /// The same comparing `choices` random endpoints per pick (2 to 16).
+    pub fn with_choices(choices: usize) -> Self {
+        Self {
+            sampler: Sampler::new(choices),
+        }
     }
 }
 
-/// `rtt × (in_flight + 1)` and the effective weight of `candidate` at `now_ns`.
-#[inline]
-fn cost<C: Candidate>(candidate: &C, now_ns: u64) -> (f64, f64) {
-    let state = candidate.load_state();
-    let queue = state.in_flight() as f64 + 1.0;
-    (
-        state.rtt_estimate_ns(now_ns) * queue,
-        candidate.effective_weight(),
-    )
+/// Expected latency at a time: `rtt × (in_flight + 1)` over the effective weight.
+struct Latency {
+    now_ns: u64,
+}
+
+impl Cost for Latency {
+    type Key = (f64, f64);
+
+    #[inline]
+    fn key<C: Candidate>(&self, candidate: &C) -> Self::Key {
+        let state = candidate.load_state();
+        let queue = state.in_flight() as f64 + 1.0;
+        (
+            state.rtt_estimate_ns(self.now_ns) * queue,
+            candidate.effective_weight(),
+        )
+    }
+
+    #[inline]
+    fn lower(a: &Self::Key, b: &Self::Key) -> bool {
+        lighter(*a, *b)
+    }
 }
 
 impl Balancer for PeakEwma {
@@ -72,21 +108,15 @@ impl Balancer for PeakEwma {
         endpoints: &'a EndpointSet,
         request: &PickContext<'_>,
     ) -> Option<&'a Backend> {
-        let backends = endpoints.as_slice();
-        if backends.len() < 2 {
-            return backends.first();
-        }
-        let now = request.now_ns();
-        let index = match self.snapshot.slots_for(endpoints) {
-            Some(slots) => best_of_two(slots, |b, a| lighter(cost(b, now), cost(a, now))),
-            None => best_of_two(backends, |b, a| lighter(cost(b, now), cost(a, now))),
-        }?;
-        backends.get(index)
+        let cost = Latency {
+            now_ns: request.now_ns(),
+        };
+        self.sampler.pick(endpoints, self.sampler.choices(), &cost)
     }
 
     fn rebuild(&self, endpoints: &EndpointSet) -> Option<Arc<dyn Balancer>> {
         Some(Arc::new(Self {
-            snapshot: Snapshot::new(endpoints),
+            sampler: self.sampler.rebuilt(endpoints),
         }))
     }
 }

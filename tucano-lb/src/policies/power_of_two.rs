@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
-use super::snapshot::Snapshot;
-use super::{best_of_two, connection_load, lighter};
+use super::sampler::{Cost, Sampler};
+use super::snapshot::Candidate;
+use super::{connection_load, lighter};
 use crate::backend::Backend;
 use crate::balancer::{Balancer, PickContext};
 use crate::endpoint_set::EndpointSet;
 
-/// Picks two distinct endpoints at random and sends the request to the less loaded one, load
-/// being `(in_flight + 1) / effective_weight` as for
+/// Picks two distinct endpoints at random (or the spec's `choice_count`) and sends the request
+/// to the less loaded one, load being `(in_flight + 1) / effective_weight` as for
 /// [`LeastConnections`](crate::LeastConnections) (ties go to the first drawn, itself random).
 ///
 /// Two random draws and two endpoints' counters per pick, whatever the set's size: close to
@@ -27,42 +28,62 @@ use crate::endpoint_set::EndpointSet;
 ///     .unwrap();
 /// assert!(policy.pick(&EndpointSet::empty(), &PickContext::none()).is_none());
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PowerOfTwo {
-    snapshot: Snapshot,
+    sampler: Sampler,
+}
+
+impl Default for PowerOfTwo {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl PowerOfTwo {
     /// The name that selects this policy in a [`PolicyRegistry`](crate::PolicyRegistry).
     pub const NAME: &'static str = "power_of_two";
+    /// Endpoints compared per pick unless the spec's `choice_count` says otherwise.
+    pub const DEFAULT_CHOICES: usize = 2;
 
     /// A power-of-two-choices policy; [`rebuild`](Balancer::rebuild) prepares it for a set.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_choices(Self::DEFAULT_CHOICES)
+    }
+
+    /// The same comparing `choices` random endpoints per pick (2 to 16).
+    pub fn with_choices(choices: usize) -> Self {
+        Self {
+            sampler: Sampler::new(choices),
+        }
+    }
+}
+
+/// Requests in flight per unit of weight.
+struct Load;
+
+impl Cost for Load {
+    type Key = (f64, f64);
+
+    #[inline]
+    fn key<C: Candidate>(&self, candidate: &C) -> Self::Key {
+        connection_load(candidate)
+    }
+
+    #[inline]
+    fn lower(a: &Self::Key, b: &Self::Key) -> bool {
+        lighter(*a, *b)
     }
 }
 
 impl Balancer for PowerOfTwo {
     #[inline]
     fn pick<'a>(&self, endpoints: &'a EndpointSet, _: &PickContext<'_>) -> Option<&'a Backend> {
-        let backends = endpoints.as_slice();
-        if backends.len() < 2 {
-            return backends.first();
-        }
-        let index = match self.snapshot.slots_for(endpoints) {
-            Some(slots) => best_of_two(slots, |b, a| {
-                lighter(connection_load(b), connection_load(a))
-            }),
-            None => best_of_two(backends, |b, a| {
-                lighter(connection_load(b), connection_load(a))
-            }),
-        }?;
-        backends.get(index)
+        self.sampler.pick(endpoints, self.sampler.choices(), &Load)
     }
 
     fn rebuild(&self, endpoints: &EndpointSet) -> Option<Arc<dyn Balancer>> {
         Some(Arc::new(Self {
-            snapshot: Snapshot::new(endpoints),
+            sampler: self.sampler.rebuilt(endpoints),
         }))
     }
 }
