@@ -43,7 +43,8 @@ struct Flags {
     /// How the balancer reaches instances; `direct` saves a hop.
     ///
     /// `direct` needs every instance address reachable from this host. Workers report their
-    /// instances at 127.0.0.1:PORT, so use it only when all workers run on this host.
+    /// instances at 127.0.0.1:PORT unless started with `--instance-host`, so use it only when all
+    /// workers run on this host or report a reachable `--instance-host`.
     #[arg(long, default_value = "via-worker", value_name = "via-worker|direct")]
     route: RouteMode,
 }

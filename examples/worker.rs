@@ -30,6 +30,13 @@ struct Flags {
     /// IP address to advertise to the controller when --listen or --proxy is 0.0.0.0.
     #[arg(long)]
     advertise: Option<IpAddr>,
+    /// The IP address the worker's instances are reached at, which the controller publishes to
+    /// the balancer. The default, 127.0.0.1, is right when the balancer goes through this
+    /// worker's proxy (`--route via-worker`, the controller's default); with `--route direct`
+    /// on a controller on another host, give this host's address reachable from there (the
+    /// instances must listen on it: tucano-demo listens on every address).
+    #[arg(long, default_value = "127.0.0.1")]
+    instance_host: IpAddr,
     /// This worker's id (letters, digits, '-', '_', '.'); random if omitted.
     #[arg(long)]
     id: Option<WorkerId>,
@@ -56,6 +63,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     config.advertise = flags.advertise;
     config.id = flags.id;
     config.heartbeat_interval = flags.heartbeat_interval;
+    config.runtime.host = flags.instance_host;
     let node = WorkerNode::start(config).await?;
     println!(
         "worker {} API on http://{}, proxy on {}",
