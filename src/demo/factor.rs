@@ -11,14 +11,14 @@ pub fn factorize(mut n: u64) -> Vec<u64> {
     if n < 2 {
         return factors;
     }
-    while n % 2 == 0 {
+    while n.is_multiple_of(2) {
         factors.push(2);
         n /= 2;
     }
     let mut divisor: u64 = 3;
     // `divisor <= n / divisor` is `divisor * divisor <= n` without overflow.
     while divisor <= n / divisor {
-        while n % divisor == 0 {
+        while n.is_multiple_of(divisor) {
             factors.push(divisor);
             n /= divisor;
         }

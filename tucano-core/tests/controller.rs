@@ -223,10 +223,10 @@ impl Harness {
     /// Polls the service until `done` holds (paused time advances while we sleep).
     async fn wait_for(&self, name: &str, done: impl Fn(&ServiceView) -> bool) -> ServiceView {
         for _ in 0..400 {
-            if let Ok(view) = self.controller.service(name).await {
-                if done(&view) {
-                    return view;
-                }
+            if let Ok(view) = self.controller.service(name).await
+                && done(&view)
+            {
+                return view;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

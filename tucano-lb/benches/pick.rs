@@ -45,7 +45,7 @@ const SIZES: [usize; 3] = [10, 1000, 100_000];
 /// When the endpoints' latency estimates were last updated.
 const SAMPLED_AT: u64 = 1_000_000_000;
 /// The time of every pick.
-const NOW: u64 = SAMPLED_AT;
+const NOW: u64 = SAMPLED_AT + 1_000_000;
 
 /// A set of `n` endpoints in a varied state, and the guards that keep its requests in flight.
 fn endpoints(n: usize) -> (EndpointSet, Vec<InFlightGuard>) {

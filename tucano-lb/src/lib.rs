@@ -61,6 +61,7 @@ mod balancer;
 mod body;
 pub mod clock;
 mod config;
+mod decay;
 mod endpoint_set;
 mod endpoint_state;
 mod error;

@@ -187,12 +187,12 @@ impl BalancingSpec {
             }
             _ => {}
         }
-        if let Some(count) = self.choice_count {
-            if !(2..=MAX_CHOICE_COUNT).contains(&count) {
-                return Err(format!(
-                    "balancing choice_count must be between 2 and {MAX_CHOICE_COUNT}"
-                ));
-            }
+        if let Some(count) = self.choice_count
+            && !(2..=MAX_CHOICE_COUNT).contains(&count)
+        {
+            return Err(format!(
+                "balancing choice_count must be between 2 and {MAX_CHOICE_COUNT}"
+            ));
         }
         if self.slow_start > MAX_WINDOW {
             return Err("balancing slow_start may be at most 1h".into());

@@ -76,10 +76,10 @@ impl Forwarder {
         edit(&mut parts.headers);
         if !parts.headers.contains_key(HOST) {
             // An absolute-form request without Host: keep the host the client addressed.
-            if let Some(authority) = parts.uri.authority() {
-                if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-                    parts.headers.insert(HOST, host);
-                }
+            if let Some(authority) = parts.uri.authority()
+                && let Ok(host) = HeaderValue::from_str(authority.as_str())
+            {
+                parts.headers.insert(HOST, host);
             }
         }
         if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {

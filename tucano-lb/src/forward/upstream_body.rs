@@ -66,10 +66,10 @@ impl Body for UpstreamBody {
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
-        if let Some(connection) = self.connection.take() {
-            if self.ended || self.body.is_end_stream() {
-                self.pool.put(connection);
-            }
+        if let Some(connection) = self.connection.take()
+            && (self.ended || self.body.is_end_stream())
+        {
+            self.pool.put(connection);
         }
     }
 }

@@ -90,13 +90,13 @@ impl UpstreamConnection {
 
     /// Polls the connection's reads and writes; false once it has ended.
     pub fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if let Some(driver) = &mut self.driver {
-            if let Poll::Ready(result) = driver.as_mut().poll(cx) {
-                if let Err(error) = result {
-                    debug!(upstream = %self.upstream, %error, "upstream connection failed");
-                }
-                self.driver = None;
+        if let Some(driver) = &mut self.driver
+            && let Poll::Ready(result) = driver.as_mut().poll(cx)
+        {
+            if let Err(error) = result {
+                debug!(upstream = %self.upstream, %error, "upstream connection failed");
             }
+            self.driver = None;
         }
         self.driver.is_some()
     }

@@ -104,7 +104,7 @@ pub(crate) fn score<C: Candidate>(candidate: &C) -> f64 {
     let load = state.reported_load().map_or(UNKNOWN_LOAD, f64::from);
     let weight = candidate.effective_weight();
     if weight > 0.0 {
-        load + IN_FLIGHT_LOAD * (state.in_flight() as f64 + 1.0) / weight
+        load + IN_FLIGHT_LOAD * state.queue_length() / weight
     } else {
         f64::INFINITY
     }

@@ -31,6 +31,7 @@ pub use power_of_two::PowerOfTwo;
 pub use round_robin::RoundRobin;
 pub use weighted_round_robin::WeightedRoundRobin;
 
+use std::hint::select_unpredictable;
 use std::sync::Arc;
 
 use tucano_core::{BalancingSpec, MAX_CHOICE_COUNT};
@@ -106,7 +107,7 @@ fn admit_warming(factor: f32) -> bool {
 /// by the second (see the module documentation).
 #[inline]
 pub(crate) fn connection_load<C: Candidate>(candidate: &C) -> (f64, f64) {
-    let in_flight = candidate.load_state().in_flight() as f64 + 1.0;
+    let in_flight = candidate.load_state().queue_length();
     (in_flight, candidate.effective_weight())
 }
 
@@ -146,7 +147,7 @@ pub(crate) fn two_distinct(len: usize) -> (usize, usize) {
 /// and two choices, the slowest two still get 1/45 of the picks whatever the cost function),
 /// at a few nanoseconds per extra choice.
 #[inline]
-pub(crate) fn best_of<C, K>(
+pub(crate) fn best_of<C, K: Copy>(
     candidates: &[C],
     choices: usize,
     key: impl Fn(&C) -> K,
@@ -163,32 +164,37 @@ pub(crate) fn best_of<C, K>(
         // A tie goes to the first drawn, itself uniformly random.
         return Some(if lower(&b, &a) { j } else { i });
     }
-    // Floyd's sampling of `choices` distinct indices, without allocating, keeping the best
-    // as they are drawn; ties broken by reservoir sampling as in `least`.
-    let mut drawn = [0usize; MAX_CHOICE_COUNT as usize];
-    let mut best: Option<(usize, K)> = None;
-    let mut ties: usize = 0;
-    for (k, j) in (len - choices..len).enumerate() {
-        let t = rng::below(j + 1);
-        let index = if drawn[..k].contains(&t) { j } else { t };
-        drawn[k] = index;
-        let candidate = key(candidates.get(index)?);
-        match &best {
-            Some((_, current)) if !lower(&candidate, current) => {
-                if !lower(current, &candidate) {
-                    ties += 1;
-                    if rng::below(ties) == 0 {
-                        best = Some((index, candidate));
-                    }
+    // Floyd's sampling of `choices` distinct indices, without allocating; then their keys,
+    // read independently of each other so that the loads overlap; then the lowest, the
+    // running best chosen by conditional move (which of two candidates is lower is a coin
+    // toss the branch predictor cannot learn), ties broken by reservoir sampling as in `least`.
+    rng::with(|rng| {
+        let mut drawn = [0usize; MAX_CHOICE_COUNT as usize];
+        for (k, j) in (len - choices..len).enumerate() {
+            let t = rng.below(j + 1);
+            drawn[k] = if drawn[..k].contains(&t) { j } else { t };
+        }
+        let drawn = &drawn[..choices];
+        let first = key(candidates.get(drawn[0])?);
+        let mut keys = [first; MAX_CHOICE_COUNT as usize];
+        for (slot, &index) in keys.iter_mut().zip(drawn).skip(1) {
+            *slot = key(candidates.get(index)?);
+        }
+        let mut best = 0;
+        let mut ties: usize = 1;
+        for k in 1..choices {
+            let better = lower(&keys[k], &keys[best]);
+            if !better & !lower(&keys[best], &keys[k]) {
+                ties += 1;
+                if rng.below(ties) == 0 {
+                    best = k;
                 }
             }
-            _ => {
-                best = Some((index, candidate));
-                ties = 1;
-            }
+            ties = select_unpredictable(better, 1, ties);
+            best = select_unpredictable(better, k, best);
         }
-    }
-    best.map(|(index, _)| index)
+        drawn.get(best).copied()
+    })
 }
 
 /// The index of the candidate with the lowest `key`, `lower(x, y)` telling whether key `x` is

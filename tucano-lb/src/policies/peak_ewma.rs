@@ -88,7 +88,7 @@ impl Cost for Latency {
     #[inline]
     fn key<C: Candidate>(&self, candidate: &C) -> Self::Key {
         let state = candidate.load_state();
-        let queue = state.in_flight() as f64 + 1.0;
+        let queue = state.queue_length();
         (
             state.rtt_estimate_ns(self.now_ns) * queue,
             candidate.effective_weight(),

@@ -9,7 +9,7 @@ use crate::endpoint_set::EndpointSet;
 /// What a policy minimises: a key per endpoint, and which of two keys is lower.
 pub(crate) trait Cost {
     /// The key of one endpoint.
-    type Key;
+    type Key: Copy;
     /// `candidate`'s key.
     fn key<C: Candidate>(&self, candidate: &C) -> Self::Key;
     /// True when `a` is strictly below `b`.
