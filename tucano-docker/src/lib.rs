@@ -1,0 +1,25 @@
+//! Docker for Tucano: a connection to the engine that fails clearly, and images built through
+//! the engine's build API from a statically linked binary, with no registry involved.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tucano_docker::DockerError> {
+//! let docker = tucano_docker::connect().await?;
+//! let image = tucano_docker::build_image_from_binary(
+//!     &docker,
+//!     std::path::Path::new("target/static/x86_64-unknown-linux-gnu/release/tucano-demo"),
+//!     "tucano-demo:latest",
+//! )
+//! .await?;
+//! println!("built {image}");
+//! # Ok(()) }
+//! ```
+
+mod demo_image;
+mod engine;
+mod error;
+mod image_builder;
+
+pub use demo_image::{DEMO_IMAGE, STATIC_TARGET, build_demo_image, build_static_demo};
+pub use engine::{ENGINE_TIMEOUT, connect};
+pub use error::DockerError;
+pub use image_builder::{BUILD_TIMEOUT, build_image_from_binary};
