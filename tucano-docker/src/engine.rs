@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use bollard::Docker;
+use tucano_core::MAX_STOP_GRACE;
 
 use crate::error::DockerError;
 
@@ -15,7 +16,9 @@ pub const ENGINE_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn connect() -> Result<Docker, DockerError> {
     let docker = Docker::connect_with_local_defaults()
         .map_err(|e| DockerError::Unreachable(e.to_string()))?
-        .with_timeout(ENGINE_TIMEOUT);
+        // The client's own limit must outlast the longest call (a stop waits out the grace
+        // period before the engine answers); each call has its own timeout on top.
+        .with_timeout(MAX_STOP_GRACE + ENGINE_TIMEOUT);
     let docker = within(
         ENGINE_TIMEOUT,
         "version negotiation",

@@ -1,5 +1,7 @@
-//! Docker for Tucano: a connection to the engine that fails clearly, and images built through
-//! the engine's build API from a statically linked binary, with no registry involved.
+//! Docker for Tucano: [`DockerRuntime`], the [`Runtime`](tucano_core::Runtime) that runs
+//! instances as containers through the engine's API; a connection to the engine that fails
+//! clearly; and images built through the engine's build API from a statically linked binary,
+//! with no registry involved.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), tucano_docker::DockerError> {
@@ -18,8 +20,12 @@ mod demo_image;
 mod engine;
 mod error;
 mod image_builder;
+mod runtime;
 
 pub use demo_image::{DEMO_IMAGE, STATIC_TARGET, build_demo_image, build_static_demo};
 pub use engine::{ENGINE_TIMEOUT, connect};
 pub use error::DockerError;
 pub use image_builder::{BUILD_TIMEOUT, build_image_from_binary};
+pub use runtime::{
+    DockerRuntime, DockerRuntimeConfig, INSTANCE_LABEL, PORT_LABEL, SERVICE_LABEL, WORKER_LABEL,
+};

@@ -5,7 +5,6 @@
 //! `TUCANO_REQUIRE_DOCKER=1` (CI), where it fails.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
@@ -14,31 +13,17 @@ use bollard::query_parameters::{
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
-use tucano_docker::{DEMO_IMAGE, build_demo_image, connect};
+use tucano_docker::DEMO_IMAGE;
 
-/// The engine, or `None` after printing why the test skips (a failure when Docker is required).
-async fn docker_or_skip(test: &str) -> Option<Docker> {
-    match connect().await {
-        Ok(docker) => Some(docker),
-        Err(error) if std::env::var("TUCANO_REQUIRE_DOCKER").as_deref() == Ok("1") => {
-            panic!("TUCANO_REQUIRE_DOCKER=1 but {error}")
-        }
-        Err(error) => {
-            eprintln!("SKIPPED {test}: no Docker engine ({error})");
-            None
-        }
-    }
-}
+mod support;
+use support::{demo_image, docker_or_skip};
 
 #[tokio::test]
 async fn demo_image_serves_http_and_stops_gracefully() {
     let Some(docker) = docker_or_skip("demo_image_serves_http_and_stops_gracefully").await else {
         return;
     };
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let image = build_demo_image(&docker, &workspace)
-        .await
-        .expect("the demo image builds");
+    let image = demo_image(&docker).await;
     assert!(image.starts_with("sha256:"), "{image}");
 
     let name = format!("tucano-test-demo-image-{}", std::process::id());

@@ -82,6 +82,10 @@ fn runtime_status(error: &RuntimeError) -> (StatusCode, &'static str) {
         RuntimeError::StartupTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "startup_timeout"),
         RuntimeError::AlreadyExists(_) => (StatusCode::CONFLICT, "instance_conflict"),
         RuntimeError::NotFound(_) => (StatusCode::NOT_FOUND, "instance_not_found"),
+        RuntimeError::ImageNotFound { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "image_not_found"),
+        RuntimeError::Unsupported(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_by_runtime")
+        }
         RuntimeError::NoPort(_) => (StatusCode::SERVICE_UNAVAILABLE, "no_port"),
         RuntimeError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "runtime_unavailable"),
         RuntimeError::Other(_) => (StatusCode::INTERNAL_SERVER_ERROR, "runtime_error"),

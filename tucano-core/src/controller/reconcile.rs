@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::engine::Engine;
 use super::records::InstanceRecord;
-use crate::model::{InstanceEvent, InstanceId, InstanceState, RuntimeKind, ServiceName, WorkerId};
+use crate::model::{InstanceEvent, InstanceId, InstanceState, ServiceName, WorkerId};
 use crate::scheduler::{ClusterView, PlacementRequest};
 
 impl Engine {
@@ -140,7 +140,7 @@ impl Engine {
             let request = PlacementRequest {
                 service: &spec.name,
                 resources: &spec.resources,
-                runtime: RuntimeKind::Process,
+                runtime: spec.runtime_kind(),
             };
             let placement = scheduler
                 .place(&request, cluster)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{InstanceId, Resources, ServiceName, ServiceSpec, SpecError};
+use super::{InstanceId, PullPolicy, Resources, ServiceName, ServiceSpec, SpecError};
 
 /// One instance to start, derived from a [`ServiceSpec`](super::ServiceSpec) by the controller.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -14,8 +14,17 @@ pub struct InstanceSpec {
     pub id: InstanceId,
     /// The service it belongs to.
     pub service: ServiceName,
-    /// Program and arguments.
+    /// Program and arguments; with an `image`, the arguments to its entrypoint.
     pub command: Vec<String>,
+    /// Container image to run, for the Docker runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The port the instance listens on inside its container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Whether the runtime may pull the image.
+    #[serde(default)]
+    pub pull: PullPolicy,
     /// Extra environment variables (the runtime adds `PORT`, `TUCANO_INSTANCE_ID`, `TUCANO_SERVICE`).
     pub env: BTreeMap<String, String>,
     /// What the instance asks for.
@@ -35,6 +44,9 @@ impl InstanceSpec {
         ServiceSpec {
             name: self.service.clone(),
             command: self.command.clone(),
+            image: self.image.clone(),
+            port: self.port,
+            pull: self.pull,
             env: self.env.clone(),
             replicas: 1,
             resources: self.resources,

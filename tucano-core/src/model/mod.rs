@@ -6,6 +6,7 @@ mod ids;
 mod instance_spec;
 mod instance_state;
 mod node_metrics;
+mod pull_policy;
 mod resources;
 mod runtime_kind;
 mod service_name;
@@ -19,10 +20,11 @@ pub use ids::{BootId, InstanceId, MAX_WORKER_ID_LEN, WorkerId, WorkerIdError};
 pub use instance_spec::InstanceSpec;
 pub use instance_state::{AttemptLimits, InstanceEvent, InstanceState, Lifecycle, TransitionError};
 pub use node_metrics::NodeMetrics;
+pub use pull_policy::PullPolicy;
 pub use resources::{MAX_CPUS, MAX_MEMORY_MB, Resources};
 pub use runtime_kind::RuntimeKind;
 pub use service_name::{MAX_SERVICE_NAME_LEN, ServiceName, ServiceNameError};
 pub use service_spec::{
-    MAX_REPLICAS, MAX_STARTUP_TIMEOUT, MAX_STOP_GRACE, RESERVED_ENV, ServiceSpec, SpecError,
-    validate_replicas,
+    DEFAULT_CONTAINER_PORT, MAX_IMAGE_LEN, MAX_REPLICAS, MAX_STARTUP_TIMEOUT, MAX_STOP_GRACE,
+    RESERVED_ENV, ServiceSpec, SpecError, validate_replicas,
 };

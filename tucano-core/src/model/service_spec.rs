@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{BalancingSpec, HealthSpec, InstanceId, InstanceSpec, Resources, ServiceName};
+use super::{
+    BalancingSpec, HealthSpec, InstanceId, InstanceSpec, PullPolicy, Resources, RuntimeKind,
+    ServiceName,
+};
 
 /// Most replicas one service may ask for.
 pub const MAX_REPLICAS: u32 = 1000;
@@ -17,10 +20,17 @@ pub const MAX_STARTUP_TIMEOUT: Duration = Duration::from_secs(600);
 pub const RESERVED_ENV: [&str; 3] = ["PORT", "TUCANO_INSTANCE_ID", "TUCANO_SERVICE"];
 /// Most arguments plus environment entries a spec may carry.
 pub const MAX_COMMAND_AND_ENV_ENTRIES: usize = 4096;
+/// Longest image reference accepted.
+pub const MAX_IMAGE_LEN: usize = 512;
+/// The port an image-based instance listens on inside its container unless the spec says.
+pub const DEFAULT_CONTAINER_PORT: u16 = 8080;
 
-/// A service: the program to run, how many replicas, and what each needs.
+/// A service: the program or image to run, how many replicas, and what each needs.
 ///
-/// Only `name` and `command` are required; every other field has a default:
+/// A service runs either a program (`command`, on workers with the process runtime) or a
+/// container image (`image`, on workers with the Docker runtime, `command` then replacing the
+/// image's default arguments). Only `name` and one of the two are required; every other field
+/// has a default:
 ///
 /// ```
 /// use tucano_core::ServiceSpec;
@@ -35,9 +45,20 @@ pub const MAX_COMMAND_AND_ENV_ENTRIES: usize = 4096;
 pub struct ServiceSpec {
     /// The service's name; also the Host the balancer routes by.
     pub name: ServiceName,
-    /// Program and arguments. The program is looked up in `PATH` unless it has a `/`.
+    /// Program and arguments. The program is looked up in `PATH` unless it has a `/`. With an
+    /// `image`, the arguments given to the image's entrypoint (none: the image's own).
     #[serde(default)]
     pub command: Vec<String>,
+    /// Container image to run (`"tucano-demo:latest"`), for workers with the Docker runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The port an image-based instance listens on inside its container (the runtime also
+    /// sets it as `PORT`); [`DEFAULT_CONTAINER_PORT`] if omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Whether the runtime may pull the image (`"never"`, the default, `"missing"`, `"always"`).
+    #[serde(default)]
+    pub pull: PullPolicy,
     /// Extra environment variables for each instance.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -84,6 +105,9 @@ impl ServiceSpec {
         Self {
             name,
             command,
+            image: None,
+            port: None,
+            pull: PullPolicy::default(),
             env: BTreeMap::new(),
             replicas: default_replicas(),
             resources: Resources::default(),
@@ -94,14 +118,44 @@ impl ServiceSpec {
         }
     }
 
-    /// Checks everything serde cannot: a usable command, bounds, and the environment.
+    /// A spec running container `image` with defaults for everything else.
+    pub fn from_image(name: ServiceName, image: impl Into<String>) -> Self {
+        Self {
+            image: Some(image.into()),
+            ..Self::new(name, Vec::new())
+        }
+    }
+
+    /// The kind of runtime that can run this service: Docker for an image, else processes.
+    pub fn runtime_kind(&self) -> RuntimeKind {
+        if self.image.is_some() {
+            RuntimeKind::Docker
+        } else {
+            RuntimeKind::Process
+        }
+    }
+
+    /// Checks everything serde cannot: a usable command or image, bounds, and the environment.
     pub fn validate(&self) -> Result<(), SpecError> {
-        let program = self.command.first().map(String::as_str).unwrap_or("");
-        if program.trim().is_empty() {
-            return Err(SpecError(
-                "command must name a program, e.g. [\"/usr/bin/env\", \"python3\", \"app.py\"]"
-                    .into(),
-            ));
+        match &self.image {
+            Some(image) => validate_image(image)?,
+            None => {
+                let program = self.command.first().map(String::as_str).unwrap_or("");
+                if program.trim().is_empty() {
+                    return Err(SpecError(
+                        "command must name a program, e.g. [\"/usr/bin/env\", \"python3\", \"app.py\"], or image an image"
+                            .into(),
+                    ));
+                }
+                if self.port.is_some() {
+                    return Err(SpecError(
+                        "port is for image-based services: a program gets its port in PORT".into(),
+                    ));
+                }
+            }
+        }
+        if self.port == Some(0) {
+            return Err(SpecError("port must be between 1 and 65535".into()));
         }
         if self.command.len() + self.env.len() > MAX_COMMAND_AND_ENV_ENTRIES {
             return Err(SpecError(format!(
@@ -150,12 +204,31 @@ impl ServiceSpec {
             id,
             service: self.name.clone(),
             command: self.command.clone(),
+            image: self.image.clone(),
+            port: self.port,
+            pull: self.pull,
             env: self.env.clone(),
             resources: self.resources,
             stop_grace_period: self.stop_grace_period,
             startup_timeout: self.startup_timeout,
         }
     }
+}
+
+/// Checks an image reference looks like one: not empty, no whitespace or control characters,
+/// at most [`MAX_IMAGE_LEN`] bytes. (The engine judges the rest.)
+fn validate_image(image: &str) -> Result<(), SpecError> {
+    if image.is_empty() || image.len() > MAX_IMAGE_LEN {
+        return Err(SpecError(format!(
+            "image must be a reference of 1 to {MAX_IMAGE_LEN} characters, e.g. \"tucano-demo:latest\""
+        )));
+    }
+    if image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(SpecError(format!(
+            "image {image:?} may not contain whitespace or control characters"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks a replica count is within `0..=MAX_REPLICAS`.
@@ -209,10 +282,35 @@ mod tests {
             r#"{"name":"a","command":["x"],"env":{"A=B":"1"}}"#,
             r#"{"name":"a","command":["x"],"startup_timeout":"0s"}"#,
             r#"{"name":"a","command":["x"],"stop_grace_period":"2h"}"#,
+            r#"{"name":"a","image":""}"#,
+            r#"{"name":"a","image":"demo latest"}"#,
+            r#"{"name":"a","image":"demo","port":0}"#,
+            r#"{"name":"a","command":["x"],"port":8080}"#,
+            r#"{"name":"a","image":"demo","pull":"sometimes"}"#,
         ];
         for case in cases {
-            assert!(spec(case).validate().is_err(), "{case} should be invalid");
+            let parsed = serde_json::from_str::<ServiceSpec>(case);
+            assert!(
+                parsed.is_err() || parsed.is_ok_and(|s| s.validate().is_err()),
+                "{case} should be invalid"
+            );
         }
+    }
+
+    #[test]
+    fn image_specs_run_on_docker_and_carry_their_image() {
+        let s = spec(r#"{"name":"web","image":"tucano-demo:latest","port":9000,"pull":"missing"}"#);
+        s.validate().unwrap();
+        assert_eq!(s.runtime_kind(), RuntimeKind::Docker);
+        let instance = s.instance(InstanceId::new());
+        assert_eq!(instance.image.as_deref(), Some("tucano-demo:latest"));
+        assert_eq!(instance.port, Some(9000));
+        assert_eq!(instance.pull, PullPolicy::Missing);
+        let program = spec(r#"{"name":"web","command":["/bin/demo"]}"#);
+        assert_eq!(program.runtime_kind(), RuntimeKind::Process);
+        assert_eq!(program.pull, PullPolicy::Never);
+        let from_image = ServiceSpec::from_image("web".parse().unwrap(), "tucano-demo:latest");
+        from_image.validate().unwrap();
     }
 
     #[test]

@@ -101,6 +101,17 @@ pub enum RuntimeError {
     /// No instance with this id.
     #[error("no instance {0}")]
     NotFound(InstanceId),
+    /// The image is not in the engine (and the spec's pull policy did not allow pulling it,
+    /// or the pull failed).
+    #[error("image not found: {image}")]
+    ImageNotFound {
+        /// The image reference.
+        image: String,
+    },
+    /// This runtime cannot run the spec (an image on the process runtime, a command-only
+    /// service on the Docker runtime).
+    #[error("unsupported by this runtime: {0}")]
+    Unsupported(String),
     /// No port could be allocated.
     #[error("no free port: {0}")]
     NoPort(String),

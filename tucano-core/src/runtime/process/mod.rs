@@ -318,6 +318,11 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn start(&self, spec: &InstanceSpec) -> Result<StartedInstance, RuntimeError> {
+        if let Some(image) = &spec.image {
+            return Err(RuntimeError::Unsupported(format!(
+                "the process runtime runs commands, not images ({image}): use a Docker worker"
+            )));
+        }
         if lock(&self.inner.instances).contains_key(&spec.id) {
             return Err(RuntimeError::AlreadyExists(spec.id));
         }
