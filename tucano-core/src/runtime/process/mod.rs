@@ -31,6 +31,8 @@ use spawner::Spawner;
 
 /// How long a stopped process may take to die after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(5);
+/// How long an exited instance's output may take to reach its end before the exit is told.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(1);
 /// Exited instances kept for their logs until stopped (forgotten) by the worker.
 const MAX_EXITED_KEPT: usize = 256;
 /// Output lines kept per instance.
@@ -170,13 +172,18 @@ impl ProcessRuntime {
                 })?;
         let pid = child.id().unwrap_or(0);
         let logs = Arc::new(LogBuffer::new(LOG_LINES, LOG_BYTES));
+        let mut collectors = Vec::with_capacity(2);
         if let Some(stdout) = child.stdout.take() {
             let logs = logs.clone();
-            tokio::spawn(async move { logs.collect(LogStream::Stdout, stdout).await });
+            collectors.push(tokio::spawn(async move {
+                logs.collect(LogStream::Stdout, stdout).await
+            }));
         }
         if let Some(stderr) = child.stderr.take() {
             let logs = logs.clone();
-            tokio::spawn(async move { logs.collect(LogStream::Stderr, stderr).await });
+            collectors.push(tokio::spawn(async move {
+                logs.collect(LogStream::Stderr, stderr).await
+            }));
         }
         let (exit_tx, exit_rx) = watch::channel(None);
         let address = SocketAddr::new(self.inner.config.host, port);
@@ -208,6 +215,11 @@ impl ProcessRuntime {
             };
             // Descendants the instance left behind go with it.
             Self::kill_group(pid);
+            // Its last words are read before its exit is told (a startup failure quotes them).
+            let drained = join_tasks(collectors);
+            if tokio::time::timeout(OUTPUT_DRAIN, drained).await.is_err() {
+                tracing::warn!(instance = %id, "output still open after exit; not waiting for it");
+            }
             let _ = exit_tx.send(Some(status));
             if let Some(inner) = inner.upgrade() {
                 lock(&inner.ports).release(port);
@@ -448,5 +460,12 @@ impl Runtime for ProcessRuntime {
 
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
         self.inner.events.subscribe()
+    }
+}
+
+/// Waits for every task of `tasks` to end (their results do not matter).
+async fn join_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for task in tasks {
+        let _ = task.await;
     }
 }
