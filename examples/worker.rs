@@ -1,17 +1,21 @@
-//! A Tucano worker: runs instances as local processes and proxies requests to them.
+//! A Tucano worker: runs instances as local processes or Docker containers and proxies
+//! requests to them.
 //!
 //! `cargo run --example worker -- --controller http://127.0.0.1:7070 --listen 127.0.0.1:7071 --proxy 127.0.0.1:8081`
+//!
+//! With Docker (image-based services; `cargo run --example build_demo_image` builds
+//! `tucano-demo:latest`): `cargo run --example worker -- --runtime docker --id w1`
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use tucano::core::WorkerId;
+use tucano::core::{RuntimeKind, WorkerId};
 use tucano::{WorkerNode, WorkerNodeConfig};
 
 /// Runs a Tucano worker: registers with the controller, starts and stops instances (local
-/// processes) on its request, reports metrics and instance states in heartbeats, and proxies
+/// processes, or Docker containers with `--runtime docker`) on its request, reports metrics and instance states in heartbeats, and proxies
 /// the balancer's requests to its instances. Ctrl-C or SIGTERM stops every instance (SIGTERM, then
 /// SIGKILL after its grace period) and deregisters; if the worker is killed instead, its
 /// instances die with it.
@@ -37,7 +41,17 @@ struct Flags {
     /// instances must listen on it: tucano-demo listens on every address).
     #[arg(long, default_value = "127.0.0.1")]
     instance_host: IpAddr,
-    /// This worker's id (letters, digits, '-', '_', '.'); random if omitted.
+    /// What runs the instances: `process` (command-based services) or `docker` (image-based
+    /// services, through the engine at DOCKER_HOST or /var/run/docker.sock). The worker
+    /// advertises it, and the scheduler places each service on a worker that can run it.
+    #[arg(long, default_value = "process")]
+    runtime: RuntimeKind,
+    /// With `--runtime docker`: attach instances to this Docker network and reach them at their
+    /// address on it, instead of publishing their ports on --instance-host.
+    #[arg(long)]
+    docker_network: Option<String>,
+    /// This worker's id (letters, digits, '-', '_', '.'); random if omitted. Give one with
+    /// `--runtime docker` so that a restarted worker adopts its running containers.
     #[arg(long)]
     id: Option<WorkerId>,
     /// How often to send a heartbeat with metrics and instance states (e.g. `1s`).
@@ -64,6 +78,8 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     config.id = flags.id;
     config.heartbeat_interval = flags.heartbeat_interval;
     config.runtime.host = flags.instance_host;
+    config.runtime_kind = flags.runtime;
+    config.docker_network = flags.docker_network;
     let node = WorkerNode::start(config).await?;
     println!(
         "worker {} API on http://{}, proxy on {}",

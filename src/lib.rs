@@ -43,5 +43,6 @@ pub use shutdown_signals::ShutdownSignals;
 pub use worker_node::{WorkerNode, WorkerNodeConfig};
 
 pub use tucano_core as core;
+pub use tucano_docker as docker;
 pub use tucano_http as http;
 pub use tucano_lb as lb;

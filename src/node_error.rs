@@ -32,6 +32,9 @@ pub enum NodeError {
     /// A proxy failed to start.
     #[error(transparent)]
     Proxy(#[from] tucano_lb::ProxyError),
+    /// The Docker engine could not be reached (a worker with the Docker runtime).
+    #[error(transparent)]
+    Docker(#[from] tucano_docker::DockerError),
     /// The configuration is inconsistent.
     #[error("{0}")]
     Config(String),

@@ -1,4 +1,5 @@
-//! `WorkerNode`: a worker with its HTTP API and its proxy, running instances as processes.
+//! `WorkerNode`: a worker with its HTTP API and its proxy, running instances as processes or
+//! as Docker containers.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -6,7 +7,10 @@ use std::time::Duration;
 
 use tucano_core::transport::ControllerTransport;
 use tucano_core::worker::{Worker, WorkerConfig, WorkerParts};
-use tucano_core::{ProcessRuntime, ProcessRuntimeConfig, SystemMonitor, WorkerId};
+use tucano_core::{
+    ProcessRuntime, ProcessRuntimeConfig, Runtime, RuntimeKind, SystemMonitor, WorkerId,
+};
+use tucano_docker::{DockerRuntime, DockerRuntimeConfig};
 use tucano_http::{ApiServer, ControllerClient, worker_router};
 use tucano_lb::{ProxyConfig, ProxyServer, WorkerProxy};
 
@@ -28,8 +32,14 @@ pub struct WorkerNodeConfig {
     pub id: Option<WorkerId>,
     /// How often to send a heartbeat.
     pub heartbeat_interval: Duration,
-    /// The process runtime's settings.
+    /// Which runtime runs the instances: processes (the default) or Docker containers.
+    pub runtime_kind: RuntimeKind,
+    /// The process runtime's settings; with Docker, `runtime.host` is where published ports
+    /// are bound and reached.
     pub runtime: ProcessRuntimeConfig,
+    /// With Docker: a network to attach instances to (reached at their address on it) rather
+    /// than publishing their ports.
+    pub docker_network: Option<String>,
     /// The worker proxy's timeouts.
     pub proxy_config: ProxyConfig,
 }
@@ -44,13 +54,31 @@ impl WorkerNodeConfig {
             advertise: None,
             id: None,
             heartbeat_interval: Duration::from_secs(1),
+            runtime_kind: RuntimeKind::Process,
             runtime: ProcessRuntimeConfig::default(),
+            docker_network: None,
             proxy_config: ProxyConfig::default(),
         }
     }
 }
 
-/// A running worker node: the worker engine on the process runtime, its API and its proxy.
+/// The runtime `config` asks for, for worker `id`. A Docker engine that cannot be reached is
+/// an error here, at start, with its cause.
+async fn runtime(config: &WorkerNodeConfig, id: &WorkerId) -> Result<Arc<dyn Runtime>, NodeError> {
+    match config.runtime_kind {
+        RuntimeKind::Process => Ok(Arc::new(ProcessRuntime::new(config.runtime.clone())?)),
+        RuntimeKind::Docker => {
+            let docker = tucano_docker::connect().await?;
+            let mut docker_config = DockerRuntimeConfig::new(id.clone());
+            docker_config.network = config.docker_network.clone();
+            docker_config.publish_ip = config.runtime.host;
+            docker_config.host = config.runtime.host;
+            Ok(Arc::new(DockerRuntime::new(docker, docker_config).await?))
+        }
+    }
+}
+
+/// A running worker node: the worker engine on its runtime, its API and its proxy.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -86,16 +114,13 @@ impl WorkerNode {
         let proxy_listener = bind(config.proxy).await?;
         let api_addr = advertised(local_addr(&api_listener, config.listen)?, config.advertise)?;
         let proxy_addr = advertised(local_addr(&proxy_listener, config.proxy)?, config.advertise)?;
+        let id = config.id.clone().unwrap_or_else(WorkerId::random);
         let parts = WorkerParts {
-            runtime: Arc::new(ProcessRuntime::new(config.runtime)?),
+            runtime: runtime(&config, &id).await?,
             metrics: Arc::new(SystemMonitor::new()?),
             controller,
         };
-        let mut worker_config = WorkerConfig::new(
-            config.id.unwrap_or_else(WorkerId::random),
-            format!("http://{api_addr}"),
-            proxy_addr,
-        );
+        let mut worker_config = WorkerConfig::new(id, format!("http://{api_addr}"), proxy_addr);
         worker_config.heartbeat_interval = config.heartbeat_interval;
         let worker = Worker::new(worker_config, parts).await?;
         let api =

@@ -21,6 +21,7 @@ mod engine;
 mod error;
 mod image_builder;
 mod runtime;
+pub mod testing;
 
 pub use demo_image::{DEMO_IMAGE, STATIC_TARGET, build_demo_image, build_static_demo};
 pub use engine::{ENGINE_TIMEOUT, connect};

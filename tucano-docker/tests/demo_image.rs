@@ -14,9 +14,10 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use tucano_docker::DEMO_IMAGE;
+use tucano_docker::testing::docker_or_skip;
 
 mod support;
-use support::{demo_image, docker_or_skip};
+use support::demo_image;
 
 #[tokio::test]
 async fn demo_image_serves_http_and_stops_gracefully() {

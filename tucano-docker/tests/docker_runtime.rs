@@ -18,8 +18,10 @@ use tucano_docker::{
     DEMO_IMAGE, DockerRuntime, DockerRuntimeConfig, INSTANCE_LABEL, SERVICE_LABEL, WORKER_LABEL,
 };
 
+use tucano_docker::testing::{docker_or_skip, with_cleanup};
+
 mod support;
-use support::{demo_image, docker_or_skip, with_cleanup, worker_containers};
+use support::{demo_image, worker_containers};
 
 /// A worker id of its own for each test, so that tests running at once never see each
 /// other's containers or events.

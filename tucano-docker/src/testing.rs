@@ -1,0 +1,105 @@
+//! For tests that need a real engine: connect or say why the test skips (a failure when
+//! `TUCANO_REQUIRE_DOCKER=1`, as in CI), and find or remove the containers a test's worker
+//! made.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bollard::Docker;
+use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+
+use tokio::sync::OnceCell;
+
+use crate::demo_image::build_demo_image;
+use crate::engine::{ENGINE_TIMEOUT, connect, within};
+use crate::error::DockerError;
+use crate::runtime::WORKER_LABEL;
+
+/// The variable that makes a missing engine a test failure rather than a skip.
+pub const REQUIRE_DOCKER_ENV: &str = "TUCANO_REQUIRE_DOCKER";
+
+/// The engine, or `None` after printing on a line of its own why `test` skips. Panics
+/// instead when `TUCANO_REQUIRE_DOCKER=1`.
+pub async fn docker_or_skip(test: &str) -> Option<Docker> {
+    match connect().await {
+        Ok(docker) => Some(docker),
+        Err(error) if std::env::var(REQUIRE_DOCKER_ENV).as_deref() == Ok("1") => {
+            panic!("{REQUIRE_DOCKER_ENV}=1 but {error}")
+        }
+        Err(error) => {
+            eprintln!("SKIPPED {test}: no Docker engine ({error})");
+            None
+        }
+    }
+}
+
+/// The ids of the containers, running or not, labelled with `worker`.
+pub async fn worker_containers(docker: &Docker, worker: &str) -> Result<Vec<String>, DockerError> {
+    let filters = HashMap::from([("label", vec![format!("{WORKER_LABEL}={worker}")])]);
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let containers = within(
+        ENGINE_TIMEOUT,
+        "container list",
+        docker.list_containers(Some(options)),
+    )
+    .await??;
+    Ok(containers.into_iter().filter_map(|c| c.id).collect())
+}
+
+/// Removes every container labelled with `worker`, whatever its state; says on stderr what
+/// it could not remove.
+pub async fn remove_worker_containers(docker: &Docker, worker: &str) {
+    let containers = match worker_containers(docker, worker).await {
+        Ok(containers) => containers,
+        Err(error) => {
+            eprintln!("cleanup: could not list the containers of {worker}: {error}");
+            return;
+        }
+    };
+    for id in containers {
+        let options = RemoveContainerOptionsBuilder::new().force(true).build();
+        let removed = within(
+            ENGINE_TIMEOUT,
+            "container remove",
+            docker.remove_container(&id, Some(options)),
+        )
+        .await;
+        if !matches!(removed, Ok(Ok(()))) {
+            eprintln!("cleanup: could not remove container {id}");
+        }
+    }
+}
+
+/// Builds [`DEMO_IMAGE`](crate::DEMO_IMAGE) from the workspace at `workspace` once for this
+/// process (later calls wait for the first and share its result); returns the image id.
+pub async fn demo_image_once(docker: &Docker, workspace: &Path) -> Result<String, String> {
+    static IMAGE: OnceCell<Result<String, String>> = OnceCell::const_new();
+    IMAGE
+        .get_or_init(|| async {
+            build_demo_image(docker, workspace)
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .clone()
+}
+
+/// Runs `test` as a task (so that a failed assertion is caught), then removes every
+/// container labelled with `worker`, then fails as the test did: cleanup happens whatever
+/// the outcome.
+pub async fn with_cleanup<F>(docker: &Docker, worker: &str, test: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let outcome = tokio::spawn(test).await;
+    remove_worker_containers(docker, worker).await;
+    if let Err(error) = outcome {
+        match error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(error) => panic!("test task failed: {error}"),
+        }
+    }
+}
