@@ -16,17 +16,22 @@
 //! # Ok(()) }
 //! ```
 
+/// The Docker engine API client this crate drives, re-exported so callers use the same one.
+pub use bollard;
+
 mod demo_image;
 mod engine;
 mod error;
 mod image_builder;
 mod runtime;
+mod static_build;
 pub mod testing;
 
-pub use demo_image::{DEMO_IMAGE, STATIC_TARGET, build_demo_image, build_static_demo};
+pub use demo_image::{DEMO_IMAGE, build_demo_image, build_static_demo};
 pub use engine::{ENGINE_TIMEOUT, connect};
 pub use error::DockerError;
 pub use image_builder::{BUILD_TIMEOUT, build_image_from_binary};
 pub use runtime::{
     DockerRuntime, DockerRuntimeConfig, INSTANCE_LABEL, PORT_LABEL, SERVICE_LABEL, WORKER_LABEL,
 };
+pub use static_build::{STATIC_TARGET, build_static};

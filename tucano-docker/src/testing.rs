@@ -35,7 +35,17 @@ pub async fn docker_or_skip(test: &str) -> Option<Docker> {
 
 /// The ids of the containers, running or not, labelled with `worker`.
 pub async fn worker_containers(docker: &Docker, worker: &str) -> Result<Vec<String>, DockerError> {
-    let filters = HashMap::from([("label", vec![format!("{WORKER_LABEL}={worker}")])]);
+    containers_labelled(docker, &worker_label(worker)).await
+}
+
+/// The label (`key=value`) that marks `worker`'s containers.
+pub fn worker_label(worker: &str) -> String {
+    format!("{WORKER_LABEL}={worker}")
+}
+
+/// The ids of the containers, running or not, that carry `label` (`key=value`).
+pub async fn containers_labelled(docker: &Docker, label: &str) -> Result<Vec<String>, DockerError> {
+    let filters = HashMap::from([("label", vec![label.to_owned()])]);
     let options = ListContainersOptionsBuilder::new()
         .all(true)
         .filters(&filters)
@@ -49,13 +59,13 @@ pub async fn worker_containers(docker: &Docker, worker: &str) -> Result<Vec<Stri
     Ok(containers.into_iter().filter_map(|c| c.id).collect())
 }
 
-/// Removes every container labelled with `worker`, whatever its state; says on stderr what
-/// it could not remove.
-pub async fn remove_worker_containers(docker: &Docker, worker: &str) {
-    let containers = match worker_containers(docker, worker).await {
+/// Removes every container carrying `label` (`key=value`), whatever its state; says on
+/// stderr what it could not remove.
+pub async fn remove_containers_labelled(docker: &Docker, label: &str) {
+    let containers = match containers_labelled(docker, label).await {
         Ok(containers) => containers,
         Err(error) => {
-            eprintln!("cleanup: could not list the containers of {worker}: {error}");
+            eprintln!("cleanup: could not list the containers labelled {label}: {error}");
             return;
         }
     };
@@ -70,6 +80,19 @@ pub async fn remove_worker_containers(docker: &Docker, worker: &str) {
         if !matches!(removed, Ok(Ok(()))) {
             eprintln!("cleanup: could not remove container {id}");
         }
+    }
+}
+
+/// Removes network `name`; says on stderr if it could not.
+pub async fn remove_network(docker: &Docker, name: &str) {
+    let removed = within(
+        ENGINE_TIMEOUT,
+        "network remove",
+        docker.remove_network(name),
+    )
+    .await;
+    if !matches!(removed, Ok(Ok(()))) {
+        eprintln!("cleanup: could not remove network {name}");
     }
 }
 
@@ -94,8 +117,22 @@ pub async fn with_cleanup<F>(docker: &Docker, worker: &str, test: F)
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    with_cleanup_of(docker, &[worker_label(worker)], &[], test).await;
+}
+
+/// Runs `test` as a task, then removes every container carrying one of `labels`
+/// (`key=value`), then the `networks`, then fails as the test did.
+pub async fn with_cleanup_of<F>(docker: &Docker, labels: &[String], networks: &[String], test: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     let outcome = tokio::spawn(test).await;
-    remove_worker_containers(docker, worker).await;
+    for label in labels {
+        remove_containers_labelled(docker, label).await;
+    }
+    for network in networks {
+        remove_network(docker, network).await;
+    }
     if let Err(error) = outcome {
         match error.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
