@@ -33,5 +33,6 @@ pub use error::DockerError;
 pub use image_builder::{BUILD_TIMEOUT, build_image_from_binary};
 pub use runtime::{
     DockerRuntime, DockerRuntimeConfig, INSTANCE_LABEL, PORT_LABEL, SERVICE_LABEL, WORKER_LABEL,
+    host_has_swap,
 };
 pub use static_build::{STATIC_TARGET, build_static};

@@ -43,8 +43,11 @@ const EVENT_BUFFER: usize = 1024;
 const STARTUP_OUTPUT_LINES: usize = 20;
 /// Most log lines one call returns.
 const MAX_LOG_LINES: usize = 10_000;
-/// Longest wait between two readiness probes.
-const PROBE_INTERVAL_MAX: Duration = Duration::from_millis(200);
+/// Wait between two readiness probes (a refused connection to the container's own address
+/// costs microseconds, so probing often costs little and shortens every start).
+const PROBE_INTERVAL: Duration = Duration::from_millis(5);
+/// How often a probe that keeps failing also asks the engine whether the container died.
+const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Settings of a [`DockerRuntime`].
 #[derive(Clone, Debug)]
@@ -60,6 +63,10 @@ pub struct DockerRuntimeConfig {
     pub publish_ip: IpAddr,
     /// Address published ports are reached at from the worker (without a network).
     pub host: IpAddr,
+    /// Whether an instance's memory limit covers swap too, so that past it the instance is
+    /// OOM-killed rather than swapped out. By default, whether this host has swap (see
+    /// [`host_has_swap`]): without swap there is nothing to limit, and setting it slows starts.
+    pub limit_swap: bool,
 }
 
 impl DockerRuntimeConfig {
@@ -70,13 +77,28 @@ impl DockerRuntimeConfig {
             network: None,
             publish_ip: Ipv4Addr::LOCALHOST.into(),
             host: Ipv4Addr::LOCALHOST.into(),
+            limit_swap: host_has_swap(),
         }
     }
 }
 
+/// Whether this host has swap space (`SwapTotal` above 0 in `/proc/meminfo`; true if that
+/// cannot be read, the safe side).
+pub fn host_has_swap() -> bool {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|meminfo| {
+            meminfo
+                .lines()
+                .find_map(|line| line.strip_prefix("SwapTotal:"))
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .is_none_or(|kib| kib > 0)
+}
+
 /// Runs instances as Docker containers: image, arguments and environment from the
 /// [`InstanceSpec`]; labels `tucano.service`, `tucano.instance`, `tucano.worker`; CPU limit
-/// (`NanoCpus`) and shares, memory limit without swap; the port published on a host port the
+/// (`NanoCpus`) and shares, memory limit (covering swap where the host has any); the port published on a host port the
 /// engine picks and reads back (no bind-then-drop race), or the container's address on a
 /// network. An instance is `running` once its port accepts connections. Stop is SIGTERM,
 /// SIGKILL after the grace period, then removal. Exits, with their code and OOM kills, come
@@ -272,50 +294,26 @@ impl DockerRuntime {
         }
     }
 
-    /// Makes sure `image` is in the engine, pulling it if `pull` allows.
-    async fn ensure_image(&self, image: &str, pull: PullPolicy) -> Result<(), RuntimeError> {
-        let docker = &self.inner.docker;
-        let present = match within(ENGINE_TIMEOUT, "image inspect", docker.inspect_image(image))
-            .await
-            .map_err(unavailable)?
-        {
-            Ok(_) => true,
-            Err(EngineError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => false,
-            Err(error) => return Err(engine_error(error)),
+    /// Pulls `image` from its registry.
+    async fn pull(&self, image: &str) -> Result<(), RuntimeError> {
+        let options = CreateImageOptionsBuilder::new().from_image(image).build();
+        let pull = async {
+            let mut progress = self.inner.docker.create_image(Some(options), None, None);
+            while let Some(step) = progress.next().await {
+                step?;
+            }
+            Ok::<_, EngineError>(())
         };
-        let must_pull = match pull {
-            PullPolicy::Never if !present => {
-                return Err(RuntimeError::ImageNotFound {
+        match within(PULL_TIMEOUT, "image pull", pull).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => {
+                tracing::warn!(%image, %error, "pull failed");
+                Err(RuntimeError::ImageNotFound {
                     image: image.to_owned(),
-                });
+                })
             }
-            PullPolicy::Never => false,
-            PullPolicy::Missing => !present,
-            PullPolicy::Always => true,
-        };
-        if must_pull {
-            let options = CreateImageOptionsBuilder::new().from_image(image).build();
-            let pull = async {
-                let mut progress = docker.create_image(Some(options), None, None);
-                while let Some(step) = progress.next().await {
-                    step?;
-                }
-                Ok::<_, EngineError>(())
-            };
-            match within(PULL_TIMEOUT, "image pull", pull).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::warn!(%image, %error, "pull failed");
-                    return Err(RuntimeError::ImageNotFound {
-                        image: image.to_owned(),
-                    });
-                }
-                Err(error) => return Err(unavailable(error)),
-            }
+            Err(error) => Err(unavailable(error)),
         }
-        Ok(())
     }
 
     /// Waits until the instance in `container` accepts connections on `probe`, or exits, or
@@ -328,7 +326,7 @@ impl DockerRuntime {
         timeout: Duration,
     ) -> Result<(), RuntimeError> {
         let deadline = Instant::now() + timeout;
-        let mut interval = Duration::from_millis(10);
+        let mut next_exit_check = Instant::now() + EXIT_CHECK_INTERVAL;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let attempt = tokio::time::timeout(
@@ -339,27 +337,36 @@ impl DockerRuntime {
             if matches!(attempt, Ok(Ok(_))) {
                 return Ok(());
             }
-            let inspect = self.inspect(container).await?;
-            if let Some(state) = inspect.state.filter(|s| s.running != Some(true)) {
-                let status = exit_status(
-                    state.exit_code.unwrap_or(-1),
-                    state.oom_killed.unwrap_or(false),
-                );
-                let output = self
-                    .container_logs(container, STARTUP_OUTPUT_LINES)
-                    .await
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|line| line.line)
-                    .collect();
-                return Err(RuntimeError::ExitedDuringStartup { status, output });
+            if Instant::now() >= next_exit_check {
+                next_exit_check = Instant::now() + EXIT_CHECK_INTERVAL;
+                self.fail_if_exited(container).await?;
             }
             if Instant::now() >= deadline {
                 return Err(RuntimeError::StartupTimeout { address, timeout });
             }
-            tokio::time::sleep(interval.min(left)).await;
-            interval = (interval * 2).min(PROBE_INTERVAL_MAX);
+            tokio::time::sleep(PROBE_INTERVAL.min(left)).await;
         }
+    }
+
+    /// [`RuntimeError::ExitedDuringStartup`], with its last output, if `container` is no
+    /// longer running.
+    async fn fail_if_exited(&self, container: &str) -> Result<(), RuntimeError> {
+        let inspect = self.inspect(container).await?;
+        let Some(state) = inspect.state.filter(|s| s.running != Some(true)) else {
+            return Ok(());
+        };
+        let status = exit_status(
+            state.exit_code.unwrap_or(-1),
+            state.oom_killed.unwrap_or(false),
+        );
+        let output = self
+            .container_logs(container, STARTUP_OUTPUT_LINES)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|line| line.line)
+            .collect();
+        Err(RuntimeError::ExitedDuringStartup { status, output })
     }
 
     /// Creates and starts the container of `spec`; returns where it is reached and probed.
@@ -374,21 +381,43 @@ impl DockerRuntime {
             Some(network) => Reachability::Network(network.clone()),
             None => Reachability::Published(config.publish_ip),
         };
-        let body = container_config(spec, image, &config.worker, &reach);
-        let options = CreateContainerOptionsBuilder::new().name(container).build();
+        let body = container_config(spec, image, &config.worker, &reach, config.limit_swap);
+        if spec.pull == PullPolicy::Always {
+            self.pull(image).await?;
+        }
         let docker = &self.inner.docker;
-        match within(
-            ENGINE_TIMEOUT,
-            "container create",
-            docker.create_container(Some(options), body),
-        )
-        .await
-        .map_err(unavailable)?
-        {
+        let create = || {
+            let options = CreateContainerOptionsBuilder::new().name(container).build();
+            within(
+                ENGINE_TIMEOUT,
+                "container create",
+                docker.create_container(Some(options), body.clone()),
+            )
+        };
+        // No image check first: creating is the check (a 404 names a missing image), one
+        // engine call fewer per instance.
+        let mut created = create().await.map_err(unavailable)?;
+        if is_not_found(&created) {
+            if spec.pull != PullPolicy::Missing {
+                return Err(RuntimeError::ImageNotFound {
+                    image: image.to_owned(),
+                });
+            }
+            self.pull(image).await?;
+            created = create().await.map_err(unavailable)?;
+        }
+        match created {
             Ok(_) => {}
             Err(EngineError::DockerResponseServerError {
                 status_code: 409, ..
             }) => return Err(RuntimeError::AlreadyExists(spec.id)),
+            Err(EngineError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {
+                return Err(RuntimeError::ImageNotFound {
+                    image: image.to_owned(),
+                });
+            }
             Err(error) => return Err(engine_error(error)),
         }
         within(
@@ -467,7 +496,6 @@ impl Runtime for DockerRuntime {
         if lock(&self.inner.instances).contains_key(&spec.id) {
             return Err(RuntimeError::AlreadyExists(spec.id));
         }
-        self.ensure_image(image, spec.pull).await?;
         let container = Self::container_name(spec.id);
         let started = async {
             let (address, probe, pid) = self.create_and_start(spec, image, &container).await?;
@@ -576,6 +604,17 @@ impl Runtime for DockerRuntime {
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
         self.inner.events.subscribe()
     }
+}
+
+/// Whether an engine answer is a 404 (for a create: no such image).
+fn is_not_found<T>(result: &Result<T, EngineError>) -> bool {
+    matches!(
+        result,
+        Err(EngineError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        })
+    )
 }
 
 /// The container's main process id, if it runs.
