@@ -28,7 +28,7 @@ mod static_build;
 pub mod testing;
 
 pub use demo_image::{DEMO_IMAGE, build_demo_image, build_static_demo};
-pub use engine::{ENGINE_TIMEOUT, connect};
+pub use engine::{ENGINE_TIMEOUT, connect, connect_unix};
 pub use error::DockerError;
 pub use image_builder::{BUILD_TIMEOUT, build_image_from_binary};
 pub use runtime::{
