@@ -191,7 +191,7 @@ async fn raw_round(
                 labels: Some(HashMap::from([(key.to_owned(), value.to_owned())])),
                 exposed_ports: Some(HashMap::from([("8080/tcp".to_owned(), HashMap::new())])),
                 host_config: Some(HostConfig {
-                    nano_cpus: Some(250_000_000),
+                    nano_cpus: Some(100_000_000),
                     memory: Some(128 << 20),
                     port_bindings: Some(HashMap::from([(
                         "8080/tcp".to_owned(),
@@ -261,6 +261,8 @@ async fn tucano_round(
     let mut spec = ServiceSpec::from_image(name.parse()?, DEMO_IMAGE);
     spec.replicas = n;
     spec.stop_grace_period = Duration::from_secs(2);
+    // Small requests, so that every replica fits on the one worker whatever its CPU count.
+    spec.resources.cpus = 0.1;
     tokio::time::sleep(SETTLE).await;
     let began = Instant::now();
     let began_at = SystemTime::now();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tucano_core::controller::{Controller, ControllerConfig, ControllerHandle, ControllerParts};
-use tucano_core::scheduler::LeastLoaded;
+use tucano_core::scheduler::Pipeline;
 use tucano_core::store::{MemoryStore, SqliteStore, Store};
 use tucano_http::{ApiServer, ControllerClient, WorkerClient, controller_router};
 use tucano_lb::{Proxy, ProxyConfig, ProxyServer, RouteMode, RoutingTable};
@@ -107,7 +107,7 @@ impl ControllerNode {
         controller_config.balancing_policies =
             Some(routes.registry().names().map(str::to_owned).collect());
         let parts = ControllerParts {
-            scheduler: Arc::new(LeastLoaded),
+            scheduler: Arc::new(Pipeline::default()),
             workers: Arc::new(WorkerClient::new()?),
             store,
             endpoints: routes.clone(),

@@ -10,7 +10,7 @@
 //!   between nodes ([`transport`]).
 //! - **Engines**: the [`controller`] (registry, reconciler, state machine) and the
 //!   [`worker`] (runner, monitor, heartbeat pusher).
-//! - **Embedded defaults**: [`ProcessRuntime`], [`SystemMonitor`], [`scheduler::LeastLoaded`],
+//! - **Embedded defaults**: [`ProcessRuntime`], [`SystemMonitor`], [`scheduler::Pipeline`] (filter → score, `least_loaded` by default),
 //!   [`store::MemoryStore`] and [`store::SqliteStore`].
 //!
 //! HTTP lives in `tucano-http` and the load balancer in `tucano-lb`; this crate does no

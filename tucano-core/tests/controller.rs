@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use tucano_core::controller::{
     Controller, ControllerConfig, ControllerError, ControllerHandle, ControllerParts, DeleteOutcome,
 };
-use tucano_core::scheduler::LeastLoaded;
+use tucano_core::scheduler::Pipeline;
 use tucano_core::store::{MemoryStore, Store};
 use tucano_core::transport::{
     Endpoint, EndpointSink, RouteSpec, TransportError, WorkerAddress, WorkerTransport,
@@ -170,7 +170,7 @@ async fn harness_with(config: ControllerConfig, store: Arc<MemoryStore>) -> Harn
     let workers = Arc::new(FakeWorkers::default());
     let routes = Arc::new(Routes::default());
     let parts = ControllerParts {
-        scheduler: Arc::new(LeastLoaded),
+        scheduler: Arc::new(Pipeline::default()),
         workers: workers.clone(),
         store: store.clone(),
         endpoints: routes.clone(),
@@ -197,7 +197,12 @@ impl Harness {
                 address: format!("http://{id}.invalid"),
                 proxy_address: "127.0.0.1:9".parse().unwrap(),
                 runtime: RuntimeKind::Process,
-                capacity: Resources::default(),
+                // Room for every instance the tests place (resource fit is tested with the
+                // scheduler).
+                capacity: Resources {
+                    cpus: 64.0,
+                    memory_mb: 65536,
+                },
                 report: self.workers.report(&id),
             })
             .await
@@ -603,7 +608,7 @@ async fn writes_given_up_while_the_store_is_down_are_rewritten_deletes_included(
     });
     let workers = Arc::new(FakeWorkers::default());
     let parts = ControllerParts {
-        scheduler: Arc::new(LeastLoaded),
+        scheduler: Arc::new(Pipeline::default()),
         workers: workers.clone(),
         store: store.clone(),
         endpoints: Arc::new(Routes::default()),

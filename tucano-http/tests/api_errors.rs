@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use tucano_core::controller::{Controller, ControllerConfig, ControllerHandle, ControllerParts};
-use tucano_core::scheduler::LeastLoaded;
+use tucano_core::scheduler::Pipeline;
 use tucano_core::store::MemoryStore;
 use tucano_core::transport::{Endpoint, EndpointSink, RouteSpec};
 use tucano_core::worker::{Worker, WorkerConfig, WorkerParts};
@@ -22,7 +22,7 @@ impl EndpointSink for NoBalancer {
 
 async fn controller() -> (ApiServer, ControllerHandle) {
     let parts = ControllerParts {
-        scheduler: Arc::new(LeastLoaded),
+        scheduler: Arc::new(Pipeline::default()),
         workers: Arc::new(WorkerClient::new().unwrap()),
         store: Arc::new(MemoryStore::new()),
         endpoints: Arc::new(NoBalancer),

@@ -11,6 +11,7 @@ use super::persistence::Persistence;
 use super::records::{InstanceRecord, ServiceRecord};
 use super::worker_registry::{WorkerRecord, WorkerRegistry};
 use super::{ControllerConfig, ControllerError, ControllerParts};
+use crate::model::Resources;
 use crate::model::{
     InstanceEvent, InstanceId, InstanceState, ServiceName, ServiceSpec, WorkerId, validate_replicas,
 };
@@ -350,6 +351,25 @@ impl Engine {
     }
 
     /// Non-final instances placed on each worker.
+    /// What the non-final instances on each worker ask for, together.
+    pub fn allocated_per_worker(&self) -> HashMap<WorkerId, Resources> {
+        let mut allocated: HashMap<WorkerId, Resources> = HashMap::new();
+        for service in self.services.values() {
+            let wanted = service.spec.resources;
+            for instance in service.instances.values() {
+                if let (false, Some(worker)) = (instance.state().is_final(), &instance.worker) {
+                    let total = allocated.entry(worker.clone()).or_insert(Resources {
+                        cpus: 0.0,
+                        memory_mb: 0,
+                    });
+                    total.cpus += wanted.cpus;
+                    total.memory_mb = total.memory_mb.saturating_add(wanted.memory_mb);
+                }
+            }
+        }
+        allocated
+    }
+
     pub fn instances_per_worker(&self) -> HashMap<WorkerId, u32> {
         let mut counts: HashMap<WorkerId, u32> = HashMap::new();
         for service in self.services.values() {

@@ -135,7 +135,7 @@ pub enum DeleteOutcome {
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
 /// use tucano_core::controller::{Controller, ControllerConfig, ControllerParts};
-/// use tucano_core::scheduler::LeastLoaded;
+/// use tucano_core::scheduler::Pipeline;
 /// use tucano_core::store::MemoryStore;
 /// use tucano_core::transport::{Endpoint, EndpointSink, WorkerAddress, WorkerTransport, TransportError};
 /// use tucano_core::{InstanceId, InstanceSpec, ServiceName, ServiceSpec};
@@ -148,7 +148,7 @@ pub enum DeleteOutcome {
 /// # struct NoBalancer;
 /// # impl EndpointSink for NoBalancer { fn publish(&self, _: &ServiceName, _: &tucano_core::transport::RouteSpec, _: Vec<Endpoint>) {} fn remove(&self, _: &ServiceName) {} }
 /// let parts = ControllerParts {
-///     scheduler: Arc::new(LeastLoaded),
+///     scheduler: Arc::new(Pipeline::default()),
 ///     workers: Arc::new(NoWorkers),
 ///     store: Arc::new(MemoryStore::new()),
 ///     endpoints: Arc::new(NoBalancer),

@@ -18,11 +18,17 @@ impl Engine {
         self.needs_reconcile = false;
         let now = Instant::now();
         let counts = self.instances_per_worker();
+        let allocated = self.allocated_per_worker();
         let mut cluster = ClusterView {
             workers: self
                 .workers
                 .iter()
-                .map(|w| w.candidate(counts.get(&w.id).copied().unwrap_or(0)))
+                .map(|w| {
+                    w.candidate(
+                        counts.get(&w.id).copied().unwrap_or(0),
+                        allocated.get(&w.id).copied(),
+                    )
+                })
                 .collect(),
             service_instances: Vec::new(),
         };
@@ -138,9 +144,8 @@ impl Engine {
         let spec = service.spec.clone();
         for id in ready {
             let request = PlacementRequest {
-                service: &spec.name,
-                resources: &spec.resources,
-                runtime: spec.runtime_kind(),
+                seed: placement_seed(id),
+                ..PlacementRequest::new(&spec.name, &spec.resources, spec.runtime_kind())
             };
             let placement = scheduler
                 .place(&request, cluster)
@@ -163,7 +168,7 @@ impl Engine {
                         instance.start_in_flight = true;
                         instance.unplaced = false;
                     }
-                    cluster.record_placement(&worker.id);
+                    cluster.record_placement(&worker.id, &spec.resources);
                     self.spawn_start(spec.instance(id), &worker);
                 }
                 Err(reason) => {
@@ -272,4 +277,13 @@ fn stop_preference(state: InstanceState) -> u8 {
         InstanceState::Deploying => 1,
         _ => 2,
     }
+}
+
+/// The seed of an instance's placement: from its id, so a placement is random across
+/// instances yet the same if computed again.
+fn placement_seed(id: InstanceId) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut hasher);
+    hasher.finish()
 }

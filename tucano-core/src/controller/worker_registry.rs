@@ -94,14 +94,16 @@ impl WorkerRecord {
         }
     }
 
-    pub fn candidate(&self, instances: u32) -> WorkerCandidate {
-        WorkerCandidate {
-            id: self.id.clone(),
-            alive: self.is_alive() && !self.needs_registration,
-            runtime: self.runtime,
-            metrics: self.metrics.clone(),
-            instances,
+    /// This worker for the scheduler, with its `instances` and what they `allocated`.
+    pub fn candidate(&self, instances: u32, allocated: Option<Resources>) -> WorkerCandidate {
+        let mut candidate = WorkerCandidate::new(self.id.clone(), self.runtime, self.capacity);
+        candidate.alive = self.is_alive() && !self.needs_registration;
+        candidate.metrics = self.metrics.clone();
+        candidate.instances = instances;
+        if let Some(allocated) = allocated {
+            candidate.allocated = allocated;
         }
+        candidate
     }
 }
 
