@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use tucano::core::{RuntimeKind, WorkerId};
+use tucano::core::scheduler::parse_label;
+use tucano::core::{Resources, RuntimeKind, WorkerId};
 use tucano::{WorkerNode, WorkerNodeConfig};
 
 /// Runs a Tucano worker: registers with the controller, starts and stops instances (local
@@ -54,6 +55,17 @@ struct Flags {
     /// `--runtime docker` so that a restarted worker adopts its running containers.
     #[arg(long)]
     id: Option<WorkerId>,
+    /// A label to register with, `key=value` (repeatable): placement constraints such as
+    /// `"zone=a"` match them.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// CPUs to offer to instances (their requests are counted against it); the host's CPU
+    /// count if omitted.
+    #[arg(long, requires = "memory_mb")]
+    cpus: Option<f64>,
+    /// Memory to offer to instances, in MiB; the host's memory if omitted.
+    #[arg(long, requires = "cpus")]
+    memory_mb: Option<u64>,
     /// How often to send a heartbeat with metrics and instance states (e.g. `1s`).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     heartbeat_interval: Duration,
@@ -80,6 +92,12 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     config.runtime.host = flags.instance_host;
     config.runtime_kind = flags.runtime;
     config.docker_network = flags.docker_network;
+    config.labels = flags.labels.into_iter().collect();
+    if let (Some(cpus), Some(memory_mb)) = (flags.cpus, flags.memory_mb) {
+        let capacity = Resources { cpus, memory_mb };
+        capacity.validate()?;
+        config.capacity = Some(capacity);
+    }
     let node = WorkerNode::start(config).await?;
     println!(
         "worker {} API on http://{}, proxy on {}",

@@ -1,6 +1,7 @@
 //! `WorkerNode`: a worker with its HTTP API and its proxy, running instances as processes or
 //! as Docker containers.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use tucano_core::transport::ControllerTransport;
 use tucano_core::worker::{Worker, WorkerConfig, WorkerParts};
 use tucano_core::{
-    ProcessRuntime, ProcessRuntimeConfig, Runtime, RuntimeKind, SystemMonitor, WorkerId,
+    ProcessRuntime, ProcessRuntimeConfig, Resources, Runtime, RuntimeKind, SystemMonitor, WorkerId,
 };
 use tucano_docker::{DockerRuntime, DockerRuntimeConfig};
 use tucano_http::{ApiServer, ControllerClient, worker_router};
@@ -40,6 +41,10 @@ pub struct WorkerNodeConfig {
     /// With Docker: a network to attach instances to (reached at their address on it) rather
     /// than publishing their ports.
     pub docker_network: Option<String>,
+    /// Labels the worker registers with (`zone=a`), which placement constraints match.
+    pub labels: BTreeMap<String, String>,
+    /// What the worker offers to instances; detected (CPUs and memory of the host) if `None`.
+    pub capacity: Option<Resources>,
     /// The worker proxy's timeouts.
     pub proxy_config: ProxyConfig,
 }
@@ -57,6 +62,8 @@ impl WorkerNodeConfig {
             runtime_kind: RuntimeKind::Process,
             runtime: ProcessRuntimeConfig::default(),
             docker_network: None,
+            labels: BTreeMap::new(),
+            capacity: None,
             proxy_config: ProxyConfig::default(),
         }
     }
@@ -122,6 +129,8 @@ impl WorkerNode {
         };
         let mut worker_config = WorkerConfig::new(id, format!("http://{api_addr}"), proxy_addr);
         worker_config.heartbeat_interval = config.heartbeat_interval;
+        worker_config.labels = config.labels.clone();
+        worker_config.capacity = config.capacity;
         let worker = Worker::new(worker_config, parts).await?;
         let api =
             ApiServer::serve(api_listener, worker_router(worker.clone())).map_err(|source| {

@@ -1,6 +1,7 @@
 //! Wire types: what the controller and worker APIs send and receive, kept in one place so
 //! servers, clients and stores agree.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
@@ -108,6 +109,9 @@ pub struct WorkerView {
     pub runtime: RuntimeKind,
     /// What it offers to instances.
     pub capacity: Resources,
+    /// Its labels, which placement constraints match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     /// Its current boot.
     pub boot_id: BootId,
     /// Alive or dead.
@@ -189,6 +193,9 @@ pub struct Registration {
     pub runtime: RuntimeKind,
     /// What it offers to instances.
     pub capacity: Resources,
+    /// Its labels (`zone=a`, ...), which placement constraints match.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     /// The instances it already runs (adopted after a restart).
     pub report: InstanceReport,
 }

@@ -190,6 +190,10 @@ async fn harness() -> Harness {
 
 impl Harness {
     async fn register(&self, id: &str) -> WorkerId {
+        self.register_with_labels(id, &[]).await
+    }
+
+    async fn register_with_labels(&self, id: &str, labels: &[(&str, &str)]) -> WorkerId {
         let id: WorkerId = id.parse().unwrap();
         self.controller
             .register_worker(Registration {
@@ -203,6 +207,10 @@ impl Harness {
                     cpus: 64.0,
                     memory_mb: 65536,
                 },
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 report: self.workers.report(&id),
             })
             .await
@@ -282,6 +290,63 @@ async fn deploy_spreads_and_publishes_routes() {
     );
     assert!(view.instances.iter().all(|i| i.address.is_some()));
     assert_eq!(h.routes.count("web"), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn placement_rules_of_the_spec_are_obeyed_and_explained() {
+    let h = harness().await;
+    h.register_with_labels("a1", &[("zone", "a")]).await;
+    h.register_with_labels("a2", &[("zone", "a")]).await;
+    h.register_with_labels("b1", &[("zone", "b")]).await;
+    let mut web = spec("web", 2);
+    web.placement =
+        serde_json::from_str(r#"{"constraints": ["zone=a"], "max_per_worker": 1}"#).unwrap();
+    h.controller.create_service(web).await.unwrap();
+    let view = h
+        .wait_for("web", |v| count(v, InstanceState::Running) == 2)
+        .await;
+    let on = running_on(&view);
+    assert_eq!(on.get("a1"), Some(&1), "{on:?}");
+    assert_eq!(on.get("a2"), Some(&1), "{on:?}");
+
+    // A third replica has nowhere to go: the answer and the pending instance say why, per
+    // filter.
+    let refused = h.controller.scale_service("web", 3).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("2 workers already run 1 of its instances, 1 lack label zone=a"),
+        "{refused}"
+    );
+    let view = h
+        .wait_for("web", |v| {
+            v.instances
+                .iter()
+                .any(|i| i.state == InstanceState::Pending && i.reason.is_some())
+        })
+        .await;
+    let reason = view
+        .instances
+        .iter()
+        .find_map(|i| i.reason.clone())
+        .unwrap();
+    assert!(
+        reason.contains("2 workers already run 1 of its instances")
+            && reason.contains("1 lack label zone=a"),
+        "{reason}"
+    );
+
+    // Binpack from the spec: a second service fills one worker first.
+    let mut packed = spec("packed", 3);
+    packed.placement.strategy = Some(tucano_core::scheduler::Strategy::Binpack);
+    packed.resources.cpus = 16.0;
+    h.controller.create_service(packed).await.unwrap();
+    let view = h
+        .wait_for("packed", |v| count(v, InstanceState::Running) == 3)
+        .await;
+    let mut counts: Vec<usize> = running_on(&view).values().copied().collect();
+    counts.sort();
+    assert_eq!(counts, vec![3], "all on one worker of 64 CPUs: {counts:?}");
 }
 
 #[tokio::test(start_paused = true)]

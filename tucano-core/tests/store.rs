@@ -38,6 +38,7 @@ fn worker(id: &str) -> WorkerView {
         proxy_address: "127.0.0.1:8081".parse().unwrap(),
         runtime: RuntimeKind::Process,
         capacity: Resources::default(),
+        labels: [("zone".to_owned(), "a".to_owned())].into(),
         boot_id: BootId::new(),
         state: WorkerState::Alive,
         registered_at: SystemTime::now(),

@@ -144,6 +144,9 @@ impl Engine {
         let spec = service.spec.clone();
         for id in ready {
             let request = PlacementRequest {
+                constraints: &spec.placement.constraints,
+                max_per_worker: spec.placement.max_per_worker,
+                strategy: spec.placement.strategy,
                 seed: placement_seed(id),
                 ..PlacementRequest::new(&spec.name, &spec.resources, spec.runtime_kind())
             };

@@ -26,6 +26,8 @@ impl Engine {
                 "worker address {url:?} must be an http:// or https:// URL"
             )));
         }
+        crate::scheduler::validate_labels(&registration.labels)
+            .map_err(|e| ControllerError::Invalid(format!("worker labels: {e}")))?;
         let id = registration.id.clone();
         let restarted = self
             .workers

@@ -19,6 +19,7 @@ pub(crate) struct WorkerRecord {
     pub proxy_address: SocketAddr,
     pub runtime: RuntimeKind,
     pub capacity: Resources,
+    pub labels: BTreeMap<String, String>,
     pub boot_id: BootId,
     pub state: WorkerState,
     pub registered_at: SystemTime,
@@ -38,6 +39,7 @@ impl WorkerRecord {
             proxy_address: registration.proxy_address,
             runtime: registration.runtime,
             capacity: registration.capacity,
+            labels: registration.labels.clone(),
             boot_id: registration.report.boot_id,
             state: WorkerState::Alive,
             registered_at: now,
@@ -57,6 +59,7 @@ impl WorkerRecord {
             proxy_address: view.proxy_address,
             runtime: view.runtime,
             capacity: view.capacity,
+            labels: view.labels.clone(),
             boot_id: view.boot_id,
             state: view.state,
             registered_at: view.registered_at,
@@ -85,6 +88,7 @@ impl WorkerRecord {
             proxy_address: self.proxy_address,
             runtime: self.runtime,
             capacity: self.capacity,
+            labels: self.labels.clone(),
             boot_id: self.boot_id,
             state: self.state,
             registered_at: self.registered_at,
@@ -100,6 +104,7 @@ impl WorkerRecord {
         candidate.alive = self.is_alive() && !self.needs_registration;
         candidate.metrics = self.metrics.clone();
         candidate.instances = instances;
+        candidate.labels = self.labels.clone();
         if let Some(allocated) = allocated {
             candidate.allocated = allocated;
         }
@@ -173,6 +178,7 @@ mod tests {
             proxy_address: "127.0.0.1:2".parse().unwrap(),
             runtime: RuntimeKind::Process,
             capacity: Resources::default(),
+            labels: BTreeMap::new(),
             report: InstanceReport {
                 boot_id: BootId::new(),
                 generation: 0,

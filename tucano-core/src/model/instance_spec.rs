@@ -54,6 +54,7 @@ impl InstanceSpec {
             startup_timeout: self.startup_timeout,
             balancing: Default::default(),
             health: None,
+            placement: Default::default(),
         }
         .validate()
     }

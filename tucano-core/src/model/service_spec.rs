@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BalancingSpec, HealthSpec, InstanceId, InstanceSpec, PullPolicy, Resources, RuntimeKind,
-    ServiceName,
+    BalancingSpec, HealthSpec, InstanceId, InstanceSpec, PlacementSpec, PullPolicy, Resources,
+    RuntimeKind, ServiceName,
 };
 
 /// Most replicas one service may ask for.
@@ -80,6 +80,10 @@ pub struct ServiceSpec {
     /// Active health checks of the instances, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthSpec>,
+    /// Where the instances may go and how they spread (strategy, constraints, instances per
+    /// worker).
+    #[serde(default, skip_serializing_if = "PlacementSpec::is_default")]
+    pub placement: PlacementSpec,
 }
 
 fn default_replicas() -> u32 {
@@ -115,6 +119,7 @@ impl ServiceSpec {
             startup_timeout: default_startup_timeout(),
             balancing: BalancingSpec::default(),
             health: None,
+            placement: PlacementSpec::default(),
         }
     }
 
@@ -186,6 +191,7 @@ impl ServiceSpec {
             )));
         }
         self.balancing.validate().map_err(SpecError)?;
+        self.placement.validate().map_err(SpecError)?;
         if let Some(health) = &self.health {
             health.validate().map_err(SpecError)?;
         }

@@ -51,14 +51,7 @@ impl FromStr for Constraint {
                 }
             },
         };
-        let valid = |part: &str| {
-            !part.is_empty()
-                && part.len() <= 253
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
-        };
-        if !valid(key) || !valid(value) {
+        if !valid_part(key) || !valid_part(value) {
             return Err(format!(
                 "constraint {text:?}: key and value must be 1 to 253 of a-z A-Z 0-9 - _ . /"
             ));
@@ -69,6 +62,15 @@ impl FromStr for Constraint {
             negated,
         })
     }
+}
+
+/// Whether `part` can be a label key or value: 1 to 253 of `a-z A-Z 0-9 - _ . /`.
+pub(crate) fn valid_part(part: &str) -> bool {
+    !part.is_empty()
+        && part.len() <= 253
+        && part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
 }
 
 impl TryFrom<String> for Constraint {

@@ -4,6 +4,7 @@
 
 mod constraint;
 mod feasibility;
+mod labels;
 mod pipeline;
 mod score;
 
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 
 pub use constraint::{Constraint, WORKER_KEY};
 pub use feasibility::{Rejection, RejectionTally, check};
+pub use labels::{MAX_LABELS, parse_label, validate_labels};
 pub use pipeline::{MIN_SAMPLE, Pipeline, Sampling};
 pub use score::{
     Binpack, INSTANCE_WEIGHT, LeastLoadedScore, SAME_SERVICE_WEIGHT, Scorer, Spread, Strategy,

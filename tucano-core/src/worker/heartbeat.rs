@@ -24,6 +24,7 @@ impl WorkerInner {
             proxy_address: self.config.proxy_address,
             runtime: self.parts.runtime.kind(),
             capacity: self.capacity,
+            labels: self.config.labels.clone(),
             report: self.report(),
         }
     }

@@ -7,6 +7,7 @@ mod runner;
 
 pub use instance_table::LocalDirectory;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,8 @@ pub struct WorkerConfig {
     pub register_retry: RetryPolicy,
     /// What the worker offers to instances; detected from the first metrics sample if `None`.
     pub capacity: Option<Resources>,
+    /// Labels the worker registers with (`zone=a`, ...), which placement constraints match.
+    pub labels: BTreeMap<String, String>,
     /// How long an exited instance stays listed if the controller never forgets it.
     pub exited_retention: Duration,
 }
@@ -64,6 +67,7 @@ impl WorkerConfig {
                 Duration::from_secs(5),
             ),
             capacity: None,
+            labels: BTreeMap::new(),
             exited_retention: Duration::from_secs(600),
         }
     }
