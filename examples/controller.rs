@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use tucano::core::scheduler::Strategy;
 use tucano::lb::RouteMode;
 use tucano::{ControllerNode, ControllerNodeConfig, StateStore};
 
@@ -47,6 +48,15 @@ struct Flags {
     /// workers run on this host or report a reachable `--instance-host`.
     #[arg(long, default_value = "via-worker", value_name = "via-worker|direct")]
     route: RouteMode,
+    /// How services whose spec names no `placement.strategy` are placed: `least_loaded`
+    /// (lowest reported load), `spread` (least allocated worker) or `binpack` (fill a worker
+    /// before the next).
+    #[arg(
+        long,
+        default_value = "least_loaded",
+        value_name = "least_loaded|spread|binpack"
+    )]
+    placement_strategy: Strategy,
 }
 
 #[tokio::main]
@@ -66,6 +76,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = ControllerNodeConfig::new(flags.api, flags.balancer);
     config.controller.liveness_timeout = flags.liveness_timeout;
     config.route_mode = flags.route;
+    config.placement_strategy = flags.placement_strategy;
     config.state = if flags.in_memory {
         StateStore::Memory
     } else {

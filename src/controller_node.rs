@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tucano_core::controller::{Controller, ControllerConfig, ControllerHandle, ControllerParts};
-use tucano_core::scheduler::Pipeline;
+use tucano_core::scheduler::{Pipeline, Strategy};
 use tucano_core::store::{MemoryStore, SqliteStore, Store};
 use tucano_http::{ApiServer, ControllerClient, WorkerClient, controller_router};
 use tucano_lb::{Proxy, ProxyConfig, ProxyServer, RouteMode, RoutingTable};
@@ -54,6 +54,9 @@ pub struct ControllerNodeConfig {
     /// modes: an idempotent request without a body whose connection is refused is retried on
     /// another instance, within the service's retry budget.
     pub route_mode: RouteMode,
+    /// The placement strategy of services whose spec names none (`least_loaded` by
+    /// default; `spread` or `binpack`).
+    pub placement_strategy: Strategy,
 }
 
 impl ControllerNodeConfig {
@@ -67,6 +70,7 @@ impl ControllerNodeConfig {
             state: StateStore::Memory,
             proxy: ProxyConfig::default(),
             route_mode: RouteMode::default(),
+            placement_strategy: Strategy::default(),
         }
     }
 }
@@ -107,7 +111,7 @@ impl ControllerNode {
         controller_config.balancing_policies =
             Some(routes.registry().names().map(str::to_owned).collect());
         let parts = ControllerParts {
-            scheduler: Arc::new(Pipeline::default()),
+            scheduler: Arc::new(Pipeline::new(config.placement_strategy)),
             workers: Arc::new(WorkerClient::new()?),
             store,
             endpoints: routes.clone(),

@@ -343,3 +343,26 @@ async fn a_restarted_controller_resumes_from_sqlite_without_restarting_instances
     c.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_default_strategy_applies_unless_a_service_names_its_own() {
+    let cluster = Cluster::start(
+        3,
+        |config| config.placement_strategy = tucano::core::scheduler::Strategy::Binpack,
+        |inner| Partition {
+            inner,
+            cut: AtomicBool::new(false),
+        },
+    )
+    .await;
+    // A service asking for spread gets one instance per worker (allocations stay even).
+    let mut spread = demo_spec("spread", 3);
+    spread.placement.strategy = Some(tucano::core::scheduler::Strategy::Spread);
+    cluster.client().create_service(&spread).await.unwrap();
+    let spread = cluster.wait_running("spread", 3).await;
+    assert_eq!(workers_of(&spread).len(), 3, "{spread:#?}");
+    // Binpack by default: three more small instances share one worker.
+    let packed = cluster.deploy("packed", 3).await;
+    assert_eq!(workers_of(&packed).len(), 1, "{packed:#?}");
+    cluster.shutdown().await;
+}
