@@ -63,8 +63,9 @@ async fn cluster_of_containers_survives_a_killed_worker() {
     let run = format!("mh-{}", std::process::id());
     let workers: Vec<String> = (1..=3).map(|i| format!("{run}-w{i}")).collect();
     let subnet = create_network(&docker, &run).await;
-    let mut labels: Vec<String> = workers.iter().map(|w| worker_label(w)).collect();
-    labels.push(format!("{RUN_LABEL}={run}"));
+    // The nodes first, so that no worker starts a container while the instances go.
+    let mut labels = vec![format!("{RUN_LABEL}={run}")];
+    labels.extend(workers.iter().map(|w| worker_label(w)));
     let networks = vec![run.clone()];
     let engine = docker.clone();
     with_cleanup_of(&docker, &labels, &networks, async move {

@@ -15,6 +15,11 @@ use crate::engine::{ENGINE_TIMEOUT, connect, within};
 use crate::error::DockerError;
 use crate::runtime::WORKER_LABEL;
 
+/// Most removal passes of [`with_cleanup_of`].
+pub const CLEANUP_PASSES: u32 = 5;
+/// Pause between two removal passes.
+const CLEANUP_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The variable that makes a missing engine a test failure rather than a skip.
 pub const REQUIRE_DOCKER_ENV: &str = "TUCANO_REQUIRE_DOCKER";
 
@@ -83,17 +88,19 @@ pub async fn remove_containers_labelled(docker: &Docker, label: &str) {
     }
 }
 
-/// Removes network `name`; says on stderr if it could not.
-pub async fn remove_network(docker: &Docker, name: &str) {
+/// Removes network `name`; false (and a line on stderr) if it could not.
+pub async fn remove_network(docker: &Docker, name: &str) -> bool {
     let removed = within(
         ENGINE_TIMEOUT,
         "network remove",
         docker.remove_network(name),
     )
     .await;
-    if !matches!(removed, Ok(Ok(()))) {
+    let done = matches!(removed, Ok(Ok(())));
+    if !done {
         eprintln!("cleanup: could not remove network {name}");
     }
+    done
 }
 
 /// Builds [`DEMO_IMAGE`](crate::DEMO_IMAGE) from the workspace at `workspace` once for this
@@ -121,17 +128,38 @@ where
 }
 
 /// Runs `test` as a task, then removes every container carrying one of `labels`
-/// (`key=value`), then the `networks`, then fails as the test did.
+/// (`key=value`, in that order: put the labels of containers that make containers first),
+/// then the `networks`, then fails as the test did — or, if the test passed, fails when
+/// anything could not be removed. Removal is repeated (up to
+/// [`CLEANUP_PASSES`] times) while containers with those labels remain, since a worker that was
+/// being removed may have had a container creation on its way to the engine.
 pub async fn with_cleanup_of<F>(docker: &Docker, labels: &[String], networks: &[String], test: F)
 where
     F: Future<Output = ()> + Send + 'static,
 {
     let outcome = tokio::spawn(test).await;
-    for label in labels {
-        remove_containers_labelled(docker, label).await;
+    let mut left = 0;
+    for pass in 1..=CLEANUP_PASSES {
+        for label in labels {
+            remove_containers_labelled(docker, label).await;
+        }
+        left = 0;
+        for label in labels {
+            left += containers_labelled(docker, label)
+                .await
+                .map_or(0, |c| c.len());
+        }
+        if left == 0 {
+            break;
+        }
+        eprintln!("cleanup: {left} containers appeared during pass {pass}; removing again");
+        tokio::time::sleep(CLEANUP_PAUSE).await;
     }
+    let mut networks_left = Vec::new();
     for network in networks {
-        remove_network(docker, network).await;
+        if !remove_network(docker, network).await {
+            networks_left.push(network.as_str());
+        }
     }
     if let Err(error) = outcome {
         match error.try_into_panic() {
@@ -139,4 +167,8 @@ where
             Err(error) => panic!("test task failed: {error}"),
         }
     }
+    assert!(
+        left == 0 && networks_left.is_empty(),
+        "the test left {left} containers and the networks {networks_left:?} behind"
+    );
 }
