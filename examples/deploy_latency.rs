@@ -156,13 +156,6 @@ async fn rounds(
             ms(q[q.len() - 1]),
             ms(t[t.len() - 1])
         );
-        if std::env::var_os("DEPLOY_LATENCY_VERBOSE").is_some() {
-            eprintln!(
-                "  raw {:?}\n  tucano {:?}",
-                r.iter().map(|d| ms(*d) as u32).collect::<Vec<_>>(),
-                t.iter().map(|d| ms(*d) as u32).collect::<Vec<_>>()
-            );
-        }
         raw.extend(r);
         ready.extend(q);
         tucano.extend(t);

@@ -2,18 +2,17 @@
 //! `TUCANO_REQUIRE_DOCKER=1`, as in CI), and find or remove the containers a test's worker
 //! made.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use bollard::Docker;
-use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::query_parameters::ListContainersOptionsBuilder;
 
 use tokio::sync::OnceCell;
 
 use crate::demo_image::build_demo_image;
 use crate::engine::{ENGINE_TIMEOUT, connect, within};
 use crate::error::DockerError;
-use crate::runtime::WORKER_LABEL;
+use crate::runtime::{WORKER_LABEL, force_remove, label_filter};
 
 /// Most removal passes of [`with_cleanup_of`].
 pub const CLEANUP_PASSES: u32 = 5;
@@ -50,10 +49,9 @@ pub fn worker_label(worker: &str) -> String {
 
 /// The ids of the containers, running or not, that carry `label` (`key=value`).
 pub async fn containers_labelled(docker: &Docker, label: &str) -> Result<Vec<String>, DockerError> {
-    let filters = HashMap::from([("label", vec![label.to_owned()])]);
     let options = ListContainersOptionsBuilder::new()
         .all(true)
-        .filters(&filters)
+        .filters(&label_filter(label))
         .build();
     let containers = within(
         ENGINE_TIMEOUT,
@@ -75,15 +73,8 @@ pub async fn remove_containers_labelled(docker: &Docker, label: &str) {
         }
     };
     for id in containers {
-        let options = RemoveContainerOptionsBuilder::new().force(true).build();
-        let removed = within(
-            ENGINE_TIMEOUT,
-            "container remove",
-            docker.remove_container(&id, Some(options)),
-        )
-        .await;
-        if !matches!(removed, Ok(Ok(()))) {
-            eprintln!("cleanup: could not remove container {id}");
+        if let Err(error) = force_remove(docker, &id).await {
+            eprintln!("cleanup: could not remove container {id}: {error}");
         }
     }
 }

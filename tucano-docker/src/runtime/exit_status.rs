@@ -1,5 +1,6 @@
 //! How the engine's view of an ended container becomes an [`ExitStatus`].
 
+use bollard::models::ContainerState;
 use tucano_core::ExitStatus;
 
 /// The status of a container that exited with `exit_code` (`128 + n` when signal `n` ended
@@ -16,6 +17,14 @@ pub(crate) fn exit_status(exit_code: i64, oom_killed: bool) -> ExitStatus {
         signal: signal.and_then(|s| i32::try_from(s).ok()),
         oom_killed,
     }
+}
+
+/// The status of a container in engine state `state` (an unknown exit code reads as -1).
+pub(crate) fn exit_status_of(state: &ContainerState) -> ExitStatus {
+    exit_status(
+        state.exit_code.unwrap_or(-1),
+        state.oom_killed.unwrap_or(false),
+    )
 }
 
 #[cfg(test)]

@@ -29,5 +29,10 @@ pub(crate) fn instance_labels(
 
 /// The engine filter selecting `worker`'s containers.
 pub(crate) fn worker_filter(worker: &WorkerId) -> HashMap<String, Vec<String>> {
-    HashMap::from([("label".to_owned(), vec![format!("{WORKER_LABEL}={worker}")])])
+    label_filter(&format!("{WORKER_LABEL}={worker}"))
+}
+
+/// The engine filter selecting the containers that carry `label` (`key=value`).
+pub(crate) fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_owned(), vec![label.to_owned()])])
 }

@@ -28,12 +28,13 @@ use tucano_core::{
     RuntimeInstance, RuntimeKind, ServiceName, StartedInstance, WorkerId,
 };
 
+pub(crate) use labels::label_filter;
 pub use labels::{INSTANCE_LABEL, PORT_LABEL, SERVICE_LABEL, WORKER_LABEL};
 
 use crate::engine::{ENGINE_TIMEOUT, within};
 use crate::error::DockerError;
 use container_config::{Reachability, container_config, container_port, port_key};
-use exit_status::exit_status;
+use exit_status::exit_status_of;
 
 /// How long pulling an image may take, when the spec's pull policy allows it.
 const PULL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -274,23 +275,8 @@ impl DockerRuntime {
     /// Removes `container` and its anonymous volumes, whatever its state; failures are logged
     /// (the next adoption removes what is left).
     async fn remove(&self, container: &str) {
-        let options = RemoveContainerOptionsBuilder::new()
-            .force(true)
-            .v(true)
-            .build();
-        let removed = within(
-            ENGINE_TIMEOUT,
-            "container remove",
-            self.inner.docker.remove_container(container, Some(options)),
-        )
-        .await;
-        match removed {
-            Ok(Ok(())) => {}
-            Ok(Err(EngineError::DockerResponseServerError {
-                status_code: 404, ..
-            })) => {}
-            Ok(Err(error)) => tracing::warn!(%container, %error, "could not remove container"),
-            Err(error) => tracing::warn!(%container, %error, "could not remove container"),
+        if let Err(error) = force_remove(&self.inner.docker, container).await {
+            tracing::warn!(%container, %error, "could not remove container");
         }
     }
 
@@ -355,10 +341,7 @@ impl DockerRuntime {
         let Some(state) = inspect.state.filter(|s| s.running != Some(true)) else {
             return Ok(());
         };
-        let status = exit_status(
-            state.exit_code.unwrap_or(-1),
-            state.oom_killed.unwrap_or(false),
-        );
+        let status = exit_status_of(&state);
         let output = self
             .container_logs(container, STARTUP_OUTPUT_LINES)
             .await
@@ -557,9 +540,7 @@ impl Runtime for DockerRuntime {
             Err(error) => return Err(engine_error(error)),
         }
         let state = self.inspect(&known.container).await?.state;
-        let status = state
-            .map(|s| exit_status(s.exit_code.unwrap_or(-1), s.oom_killed.unwrap_or(false)))
-            .unwrap_or_default();
+        let status = state.as_ref().map(exit_status_of).unwrap_or_default();
         self.remove(&known.container).await;
         lock(&self.inner.instances).remove(&id);
         Ok(status)
@@ -603,6 +584,26 @@ impl Runtime for DockerRuntime {
 
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
         self.inner.events.subscribe()
+    }
+}
+
+/// Removes `container` and its anonymous volumes whatever its state; one already gone counts
+/// as removed.
+pub(crate) async fn force_remove(docker: &Docker, container: &str) -> Result<(), DockerError> {
+    let options = RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build();
+    let removed = within(
+        ENGINE_TIMEOUT,
+        "container remove",
+        docker.remove_container(container, Some(options)),
+    )
+    .await?;
+    match removed {
+        Ok(()) => Ok(()),
+        gone if is_not_found(&gone) => Ok(()),
+        Err(error) => Err(error.into()),
     }
 }
 
