@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    BootId, InstanceId, InstanceState, NodeMetrics, Resources, RuntimeKind, ServiceName,
-    ServiceSpec, WorkerId,
+    BootId, InstanceId, InstanceState, NodeMetrics, Resources, RolloutStatus, RuntimeKind,
+    ServiceName, ServiceSpec, WorkerId, first_revision,
 };
 use crate::runtime::ExitStatus;
 
@@ -22,6 +22,9 @@ pub struct InstanceView {
     pub service: ServiceName,
     /// Where it is in its life.
     pub state: InstanceState,
+    /// The revision of the service's spec it runs.
+    #[serde(default = "first_revision")]
+    pub revision: u64,
     /// The worker it is placed on, once placed.
     pub worker: Option<WorkerId>,
     /// The address the instance listens on, once running.
@@ -60,6 +63,12 @@ pub struct ServiceView {
     pub name: ServiceName,
     /// Its spec, with defaults filled in.
     pub spec: ServiceSpec,
+    /// The revision of `spec`: 1 at creation, one more for each change that needs new
+    /// instances (a rollback returns to the previous revision's number).
+    pub revision: u64,
+    /// Its latest rolling update, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
     /// Counts by phase.
     pub replicas: ReplicaCounts,
     /// True while `DELETE` waits for its instances to terminate.

@@ -4,15 +4,34 @@ use std::time::SystemTime;
 
 use tucano_core::store::{MemoryStore, SqliteStore, Store, StoreOp, StoredService, StoredState};
 use tucano_core::wire::{InstanceView, WorkerState, WorkerView};
-use tucano_core::{BootId, InstanceId, InstanceState, Resources, RuntimeKind, ServiceSpec};
+use tucano_core::{
+    BootId, InstanceId, InstanceState, Resources, RolloutState, RolloutStatus, RuntimeKind,
+    ServiceSpec,
+};
 
+/// A service in the middle of a rolling update from revision 1 to 2, so every field is
+/// stored.
 fn service(name: &str, replicas: u32) -> StoredService {
     let mut spec = ServiceSpec::new(name.parse().unwrap(), vec!["/bin/demo".into()]);
     spec.replicas = replicas;
+    let previous = ServiceSpec::new(name.parse().unwrap(), vec!["/bin/old-demo".into()]);
     StoredService {
         spec,
         created_at: SystemTime::now(),
         deleting: false,
+        revision: 2,
+        latest_revision: 2,
+        previous: Some(previous),
+        rollout: Some(RolloutStatus {
+            state: RolloutState::InProgress,
+            from_revision: 1,
+            to_revision: 2,
+            ready: 1,
+            reason: None,
+            started_at: SystemTime::now(),
+            updated_at: SystemTime::now(),
+        }),
+        slots_reset_at: Some(SystemTime::now()),
     }
 }
 
@@ -21,6 +40,7 @@ fn instance(service: &str) -> InstanceView {
         id: InstanceId::new(),
         service: service.parse().unwrap(),
         state: InstanceState::Running,
+        revision: 2,
         worker: Some("w1".parse().unwrap()),
         address: Some("127.0.0.1:20001".parse().unwrap()),
         start_attempts: 1,
@@ -54,8 +74,8 @@ async fn scenario(store: &dyn Store) {
     let other = instance("api");
     store
         .apply(vec![
-            StoreOp::PutService(service("web", 2)),
-            StoreOp::PutService(service("api", 1)),
+            StoreOp::PutService(Box::new(service("web", 2))),
+            StoreOp::PutService(Box::new(service("api", 1))),
             StoreOp::PutInstance(a.clone()),
             StoreOp::PutInstance(b.clone()),
             StoreOp::PutInstance(other.clone()),
@@ -74,7 +94,7 @@ async fn scenario(store: &dyn Store) {
     a2.state = InstanceState::Terminated;
     store
         .apply(vec![
-            StoreOp::PutService(service("web", 5)),
+            StoreOp::PutService(Box::new(service("web", 5))),
             StoreOp::PutInstance(a2.clone()),
             StoreOp::DeleteInstance(b.id),
             StoreOp::DeleteService("api".parse().unwrap()),

@@ -18,7 +18,8 @@ use crate::json_body::JsonBody;
 /// |---|---|
 /// | `POST /v1/services` (a `ServiceSpec`) | 201 the service; 503 `no_capacity` when instances wait for a worker |
 /// | `GET /v1/services` | `{"services": [...]}` |
-/// | `GET /v1/services/{name}` | the service with its instances |
+/// | `GET /v1/services/{name}` | the service with its instances, revision and rollout |
+/// | `PUT /v1/services/{name}` (a `ServiceSpec`) | the service; a changed program, image, env, resources or placement rolls out as a new revision; 422 `name_mismatch` |
 /// | `PUT /v1/services/{name}/replicas` (`{"replicas": N}`) | the service |
 /// | `DELETE /v1/services/{name}` | 200 once every instance terminated; 202 if still terminating |
 /// | `GET /v1/workers` | `{"workers": [...]}` |
@@ -40,7 +41,7 @@ pub fn controller_router(controller: ControllerHandle) -> Router {
         .route("/v1/services", post(create_service).get(list_services))
         .route(
             "/v1/services/{name}",
-            get(get_service).delete(delete_service),
+            get(get_service).put(update_service).delete(delete_service),
         )
         .route("/v1/services/{name}/replicas", put(scale_service))
         .route("/v1/workers", post(register_worker).get(list_workers))
@@ -73,6 +74,24 @@ async fn get_service(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     Ok(Json(controller.service(&name).await?).into_response())
+}
+
+async fn update_service(
+    State(controller): State<ControllerHandle>,
+    Path(name): Path<String>,
+    JsonBody(spec): JsonBody<ServiceSpec>,
+) -> Result<Response, ApiError> {
+    if spec.name.as_str() != name {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name_mismatch",
+            format!(
+                "the spec names service {} but was sent to the route of {name}; a service cannot be renamed",
+                spec.name
+            ),
+        ));
+    }
+    Ok(Json(controller.update_service(spec).await?).into_response())
 }
 
 async fn scale_service(

@@ -68,6 +68,13 @@ impl ControllerClient {
         call(self.client.get(self.url(&format!("/v1/services/{name}")))).await
     }
 
+    /// `PUT /v1/services/{name}`: replaces the spec (a rolling update when what the instances
+    /// run changed).
+    pub async fn update_service(&self, spec: &ServiceSpec) -> Result<ServiceView, ClientError> {
+        let url = self.url(&format!("/v1/services/{}", spec.name));
+        call(self.client.put(url).json(spec)).await
+    }
+
     /// `PUT /v1/services/{name}/replicas`.
     pub async fn scale_service(
         &self,

@@ -37,6 +37,7 @@ pub(crate) enum Command {
     ListServices(Reply<Vec<ServiceView>>),
     GetService(String, Reply<Result<ServiceView, ControllerError>>),
     ScaleService(String, u32, Reply<Result<ServiceView, ControllerError>>),
+    UpdateService(ServiceSpec, Reply<Result<ServiceView, ControllerError>>),
     DeleteService(String, Reply<Result<DeleteStarted, ControllerError>>),
     ListWorkers(Reply<Vec<WorkerView>>),
     Register(
@@ -107,10 +108,8 @@ impl Engine {
     fn restore(&mut self, stored: StoredState) {
         for service in stored.services {
             let name = service.spec.name.clone();
-            let mut record = ServiceRecord::new(service.spec);
-            record.created_at = service.created_at;
-            record.deleting = service.deleting;
-            self.services.insert(name.clone(), record);
+            self.services
+                .insert(name.clone(), ServiceRecord::restore(service));
             self.dirty_routes.insert(name);
         }
         for view in &stored.instances {
@@ -189,6 +188,9 @@ impl Engine {
             Command::ScaleService(name, replicas, reply) => {
                 let _ = reply.send(self.scale_service(&name, replicas));
             }
+            Command::UpdateService(spec, reply) => {
+                let _ = reply.send(self.update_service(spec));
+            }
             Command::DeleteService(name, reply) => {
                 let _ = reply.send(self.delete_service(&name));
             }
@@ -231,7 +233,7 @@ impl Engine {
             .ok_or_else(|| ControllerError::ServiceNotFound(name.to_owned()))
     }
 
-    fn live_service_mut(&mut self, name: &str) -> Result<&mut ServiceRecord, ControllerError> {
+    pub fn live_service_mut(&mut self, name: &str) -> Result<&mut ServiceRecord, ControllerError> {
         let service = name
             .parse::<ServiceName>()
             .ok()
@@ -243,7 +245,8 @@ impl Engine {
         Ok(service)
     }
 
-    fn create_service(&mut self, spec: ServiceSpec) -> Result<ServiceView, ControllerError> {
+    /// Checks a spec a caller sent: valid, and naming a balancing policy the balancer has.
+    pub fn check_spec(&self, spec: &ServiceSpec) -> Result<(), ControllerError> {
         spec.validate()
             .map_err(|e| ControllerError::Invalid(e.to_string()))?;
         if let Some(known) = &self.config.balancing_policies
@@ -255,6 +258,11 @@ impl Engine {
                 known.join(", ")
             )));
         }
+        Ok(())
+    }
+
+    fn create_service(&mut self, spec: ServiceSpec) -> Result<ServiceView, ControllerError> {
+        self.check_spec(&spec)?;
         if let Some(existing) = self.services.get(&spec.name) {
             return Err(if existing.deleting {
                 ControllerError::ServiceDeleting(spec.name)
@@ -279,6 +287,7 @@ impl Engine {
         if service.spec.replicas != replicas {
             tracing::info!(service = %name, from = service.spec.replicas, to = replicas, "service scaled");
             service.spec.replicas = replicas;
+            service.slots_reset_at = Some(std::time::SystemTime::now());
             self.persistence.dirty.services.insert(name.clone());
         }
         self.reconcile();
@@ -286,7 +295,7 @@ impl Engine {
     }
 
     /// The service's view, or `NoCapacity` when some of its instances could not be placed.
-    fn placement_outcome(&self, name: &ServiceName) -> Result<ServiceView, ControllerError> {
+    pub fn placement_outcome(&self, name: &ServiceName) -> Result<ServiceView, ControllerError> {
         let service = self
             .services
             .get(name)
@@ -408,12 +417,15 @@ impl Engine {
         match instance.apply(event, limits) {
             Ok(after) => {
                 instance.reason = reason;
-                match after {
-                    InstanceState::Running => record.consecutive_failures = 0,
-                    InstanceState::Failed => {
-                        record.consecutive_failures = record.consecutive_failures.saturating_add(1)
-                    }
-                    _ => {}
+                if after == InstanceState::Failed {
+                    let stable = instance
+                        .running_since
+                        .is_some_and(|since| since.elapsed() >= self.config.crash_reset_after);
+                    record.consecutive_failures = if stable {
+                        1
+                    } else {
+                        record.consecutive_failures.saturating_add(1)
+                    };
                 }
                 tracing::debug!(service = %service, instance = %id, from = %before, to = %after, ?event, "instance transition");
                 if before == InstanceState::Running || after == InstanceState::Running {

@@ -9,6 +9,7 @@ mod persistence;
 mod reconcile;
 mod records;
 mod reports;
+mod rollout;
 mod worker_calls;
 mod worker_registry;
 
@@ -42,8 +43,11 @@ pub struct ControllerConfig {
     /// Delay between stop attempts of one instance.
     pub stop_backoff: RetryPolicy,
     /// Delay before replacing an instance of a service whose instances keep failing
-    /// (grows with consecutive failures).
+    /// (grows with consecutive failures, jittered, capped).
     pub crash_backoff: RetryPolicy,
+    /// An instance that ran this long before it failed starts a new count of consecutive
+    /// failures (a crash loop is failures in quick succession).
+    pub crash_reset_after: Duration,
     /// Final (terminated, failed, lost) instances kept per service for inspection.
     pub history: usize,
     /// Dead workers are forgotten after this long.
@@ -66,6 +70,7 @@ impl Default for ControllerConfig {
             start_backoff: RetryPolicy::new(0, Duration::from_millis(500), Duration::from_secs(10)),
             stop_backoff: RetryPolicy::new(0, Duration::from_millis(500), Duration::from_secs(10)),
             crash_backoff: RetryPolicy::new(0, Duration::from_secs(1), Duration::from_secs(60)),
+            crash_reset_after: Duration::from_secs(60),
             history: 10,
             dead_worker_retention: Duration::from_secs(3600),
             delete_wait: Duration::from_secs(60),
@@ -214,6 +219,14 @@ impl ControllerHandle {
     pub async fn service(&self, name: &str) -> Result<ServiceView, ControllerError> {
         let name = name.to_owned();
         self.ask(|reply| Command::GetService(name, reply)).await?
+    }
+
+    /// Changes a service's spec. A change to what its instances run (program, image,
+    /// environment, resources, placement) is rolled out as a new revision, as the spec's
+    /// `update` says; any other change applies at once.
+    pub async fn update_service(&self, spec: ServiceSpec) -> Result<ServiceView, ControllerError> {
+        self.ask(|reply| Command::UpdateService(spec, reply))
+            .await?
     }
 
     /// Changes a service's replica count.

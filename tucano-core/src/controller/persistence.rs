@@ -113,7 +113,7 @@ impl Engine {
         let mut batch = Vec::new();
         for name in &dirty.services {
             batch.push(match self.services.get(name) {
-                Some(service) => StoreOp::PutService(service.stored()),
+                Some(service) => StoreOp::PutService(Box::new(service.stored())),
                 None => StoreOp::DeleteService(name.clone()),
             });
         }

@@ -56,15 +56,18 @@ impl Engine {
             }
             return;
         }
-        self.scale(name, now);
+        if !self.roll(name, now) {
+            self.scale(name, now);
+        }
         self.place_pending(name, now, cluster);
         self.send_stops(name, now);
         self.prune_history(name);
     }
 
-    /// Creates or stops instances so that exactly `replicas` count as replicas.
+    /// Creates or stops instances so that exactly `replicas` count as replicas (ended
+    /// instances the restart policy keeps ended hold their slot).
     fn scale(&mut self, name: &ServiceName, now: Instant) {
-        let Some(service) = self.services.get_mut(name) else {
+        let Some(service) = self.services.get(name) else {
             return;
         };
         let mut active: Vec<(u8, Reverse<InstanceId>)> = service
@@ -73,19 +76,14 @@ impl Engine {
             .filter(|i| i.state().counts_as_replica())
             .map(|i| (stop_preference(i.state()), Reverse(i.id)))
             .collect();
-        let desired = service.spec.replicas as usize;
+        let retired = service
+            .instances
+            .values()
+            .filter(|i| service.is_retired(i))
+            .count();
+        let desired = (service.spec.replicas as usize).saturating_sub(retired);
         if active.len() < desired {
-            let delay = match service.consecutive_failures {
-                0 => Duration::ZERO,
-                failures => self.config.crash_backoff.delay(failures),
-            };
-            for _ in active.len()..desired {
-                let id = InstanceId::new();
-                service
-                    .instances
-                    .insert(id, InstanceRecord::new(id, now + delay));
-                self.persistence.dirty.instances.insert((name.clone(), id));
-            }
+            self.add_instances(name, desired - active.len(), now);
         } else if active.len() > desired {
             // Stop what costs least to lose: pending, then deploying, then running; newest first.
             active.sort();
@@ -97,8 +95,32 @@ impl Engine {
         }
     }
 
+    /// Adds `count` pending instances of the service's current revision, held back by the
+    /// crash backoff while its instances keep failing.
+    pub(super) fn add_instances(&mut self, name: &ServiceName, count: usize, now: Instant) {
+        let crash_backoff = self.config.crash_backoff;
+        let Some(service) = self.services.get_mut(name) else {
+            return;
+        };
+        let delay = match service.consecutive_failures {
+            0 => Duration::ZERO,
+            failures => crash_backoff.delay(failures),
+        };
+        for _ in 0..count {
+            let id = InstanceId::new();
+            service
+                .instances
+                .insert(id, InstanceRecord::new(id, service.revision, now + delay));
+            self.persistence.dirty.instances.insert((name.clone(), id));
+        }
+    }
+
     /// Requests a stop of the service's replicas that `select` picks.
-    fn stop_instances(&mut self, name: &ServiceName, select: impl Fn(&InstanceRecord) -> bool) {
+    pub(super) fn stop_instances(
+        &mut self,
+        name: &ServiceName,
+        select: impl Fn(&InstanceRecord) -> bool,
+    ) {
         let Some(service) = self.services.get(name) else {
             return;
         };
@@ -122,7 +144,10 @@ impl Engine {
             .instances
             .values()
             .filter(|i| {
-                i.state() == InstanceState::Pending && !i.start_in_flight && i.not_before <= now
+                i.state() == InstanceState::Pending
+                    && !i.start_in_flight
+                    && i.not_before <= now
+                    && i.revision == service.revision
             })
             .map(|i| i.id)
             .collect();
@@ -140,6 +165,15 @@ impl Engine {
                     .count() as u32
             })
             .collect();
+        // Replacements prefer workers where the service's instances did not just fail.
+        let mut avoid: Vec<WorkerId> = service
+            .instances
+            .values()
+            .filter(|i| matches!(i.state(), InstanceState::Failed | InstanceState::Lost))
+            .filter_map(|i| i.worker.clone())
+            .collect();
+        avoid.sort();
+        avoid.dedup();
         let scheduler = self.parts.scheduler.clone();
         let spec = service.spec.clone();
         for id in ready {
@@ -147,6 +181,7 @@ impl Engine {
                 constraints: &spec.placement.constraints,
                 max_per_worker: spec.placement.max_per_worker,
                 strategy: spec.placement.strategy,
+                avoid: &avoid,
                 seed: placement_seed(id),
                 ..PlacementRequest::new(&spec.name, &spec.resources, spec.runtime_kind())
             };
@@ -236,7 +271,8 @@ impl Engine {
         }
     }
 
-    /// Forgets the oldest final instances beyond the configured history.
+    /// Forgets the oldest final instances beyond the configured history (ended instances
+    /// that hold their replica slot are kept).
     fn prune_history(&mut self, name: &ServiceName) {
         let keep = self.config.history;
         let Some(service) = self.services.get_mut(name) else {
@@ -245,7 +281,7 @@ impl Engine {
         let mut finals: Vec<(std::time::SystemTime, InstanceId)> = service
             .instances
             .values()
-            .filter(|i| i.state().is_final())
+            .filter(|i| i.state().is_final() && !service.is_retired(i))
             .map(|i| (i.updated_at, i.id))
             .collect();
         if finals.len() <= keep {

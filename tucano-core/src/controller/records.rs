@@ -7,8 +7,8 @@ use std::time::SystemTime;
 use tokio::time::Instant;
 
 use crate::model::{
-    AttemptLimits, BootId, InstanceEvent, InstanceId, InstanceState, Lifecycle, ServiceSpec,
-    TransitionError, WorkerId,
+    AttemptLimits, BootId, FIRST_REVISION, InstanceEvent, InstanceId, InstanceState, Lifecycle,
+    RolloutStatus, ServiceSpec, TransitionError, WorkerId,
 };
 use crate::runtime::ExitStatus;
 use crate::store::StoredService;
@@ -18,6 +18,8 @@ use crate::wire::{InstanceView, ReplicaCounts, ServiceView};
 #[derive(Debug, Clone)]
 pub(crate) struct InstanceRecord {
     pub id: InstanceId,
+    /// The revision of the service's spec it runs.
+    pub revision: u64,
     pub life: Lifecycle,
     pub worker: Option<WorkerId>,
     pub address: Option<SocketAddr>,
@@ -35,13 +37,16 @@ pub(crate) struct InstanceRecord {
     pub unplaced: bool,
     /// A terminating instance whose stop failed is retried from this instant.
     pub next_stop_at: Instant,
+    /// When it last became running (this controller's clock).
+    pub running_since: Option<Instant>,
 }
 
 impl InstanceRecord {
-    pub fn new(id: InstanceId, not_before: Instant) -> Self {
+    pub fn new(id: InstanceId, revision: u64, not_before: Instant) -> Self {
         let now = SystemTime::now();
         Self {
             id,
+            revision,
             life: Lifecycle::new(),
             worker: None,
             address: None,
@@ -55,6 +60,7 @@ impl InstanceRecord {
             stop_in_flight: false,
             unplaced: false,
             next_stop_at: Instant::now(),
+            running_since: None,
         }
     }
 
@@ -69,6 +75,7 @@ impl InstanceRecord {
         };
         Self {
             id: view.id,
+            revision: view.revision,
             life: Lifecycle {
                 state,
                 start_attempts: view.start_attempts,
@@ -89,6 +96,7 @@ impl InstanceRecord {
             stop_in_flight: false,
             unplaced: false,
             next_stop_at: now,
+            running_since: (state == InstanceState::Running).then_some(now),
         }
     }
 
@@ -105,6 +113,7 @@ impl InstanceRecord {
         self.life = self.life.transition(event, limits)?;
         self.updated_at = SystemTime::now();
         match self.life.state {
+            InstanceState::Running => self.running_since = Some(Instant::now()),
             InstanceState::Pending => {
                 self.worker = None;
                 self.address = None;
@@ -120,6 +129,7 @@ impl InstanceRecord {
             id: self.id,
             service: service.name.clone(),
             state: self.life.state,
+            revision: self.revision,
             worker: self.worker.clone(),
             address: self.address,
             start_attempts: self.life.start_attempts,
@@ -138,8 +148,22 @@ pub(crate) struct ServiceRecord {
     pub created_at: SystemTime,
     pub deleting: bool,
     pub instances: BTreeMap<InstanceId, InstanceRecord>,
-    /// Instances that failed in a row without one reaching `running`; drives crash backoff.
+    /// Instances that failed in a row, none having run stably in between; drives crash
+    /// backoff.
     pub consecutive_failures: u32,
+    /// The revision of `spec`.
+    pub revision: u64,
+    /// The highest revision ever given (a rollback lowers `revision`, not this).
+    pub latest_revision: u64,
+    /// The spec the current rolling update started from, to roll back to.
+    pub previous: Option<ServiceSpec>,
+    /// The latest rolling update.
+    pub rollout: Option<RolloutStatus>,
+    /// When the current rolling update last made progress (a new instance became healthy).
+    pub rollout_progress_at: Instant,
+    /// Instances that ended before this and that the restart policy did not replace no longer
+    /// hold their replica slot.
+    pub slots_reset_at: Option<SystemTime>,
 }
 
 impl ServiceRecord {
@@ -150,6 +174,26 @@ impl ServiceRecord {
             deleting: false,
             instances: BTreeMap::new(),
             consecutive_failures: 0,
+            revision: FIRST_REVISION,
+            latest_revision: FIRST_REVISION,
+            previous: None,
+            rollout: None,
+            rollout_progress_at: Instant::now(),
+            slots_reset_at: None,
+        }
+    }
+
+    /// Rebuilds a record (without its instances) from its stored form.
+    pub fn restore(stored: StoredService) -> Self {
+        Self {
+            created_at: stored.created_at,
+            deleting: stored.deleting,
+            revision: stored.revision,
+            latest_revision: stored.latest_revision.max(stored.revision),
+            previous: stored.previous,
+            rollout: stored.rollout,
+            slots_reset_at: stored.slots_reset_at,
+            ..Self::new(stored.spec)
         }
     }
 
@@ -158,7 +202,23 @@ impl ServiceRecord {
             spec: self.spec.clone(),
             created_at: self.created_at,
             deleting: self.deleting,
+            revision: self.revision,
+            latest_revision: self.latest_revision,
+            previous: self.previous.clone(),
+            rollout: self.rollout.clone(),
+            slots_reset_at: self.slots_reset_at,
         }
+    }
+
+    /// Whether `instance` ended, is of the current revision, and was not replaced by the
+    /// restart policy since the last reset: it keeps its replica slot, ended.
+    pub fn is_retired(&self, instance: &InstanceRecord) -> bool {
+        instance.state() == InstanceState::Failed
+            && instance.revision == self.revision
+            && !self.spec.restart.replaces(instance.exit.as_ref())
+            && self
+                .slots_reset_at
+                .is_none_or(|reset| instance.updated_at > reset)
     }
 
     pub fn counts(&self) -> ReplicaCounts {
@@ -192,6 +252,8 @@ impl ServiceRecord {
         ServiceView {
             name: self.spec.name.clone(),
             spec: self.spec.clone(),
+            revision: self.revision,
+            rollout: self.rollout.clone(),
             replicas: self.counts(),
             deleting: self.deleting,
             created_at: self.created_at,

@@ -55,6 +55,8 @@ impl InstanceSpec {
             balancing: Default::default(),
             health: None,
             placement: Default::default(),
+            restart: Default::default(),
+            update: Default::default(),
         }
         .validate()
     }

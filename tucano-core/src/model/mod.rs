@@ -9,9 +9,12 @@ mod node_metrics;
 mod placement_spec;
 mod pull_policy;
 mod resources;
+mod restart_policy;
+mod rollout_status;
 mod runtime_kind;
 mod service_name;
 mod service_spec;
+mod update_spec;
 
 pub use balancing_spec::{
     BalancingSpec, DEFAULT_BALANCING_POLICY, HashKey, MAX_CHOICE_COUNT, OutlierSpec,
@@ -24,9 +27,12 @@ pub use node_metrics::NodeMetrics;
 pub use placement_spec::{MAX_CONSTRAINTS, PlacementSpec};
 pub use pull_policy::PullPolicy;
 pub use resources::{MAX_CPUS, MAX_MEMORY_MB, Resources};
+pub use restart_policy::RestartPolicy;
+pub use rollout_status::{FIRST_REVISION, RolloutState, RolloutStatus, first_revision};
 pub use runtime_kind::RuntimeKind;
 pub use service_name::{MAX_SERVICE_NAME_LEN, ServiceName, ServiceNameError};
 pub use service_spec::{
     DEFAULT_CONTAINER_PORT, MAX_IMAGE_LEN, MAX_REPLICAS, MAX_STARTUP_TIMEOUT, MAX_STOP_GRACE,
     RESERVED_ENV, ServiceSpec, SpecError, validate_replicas,
 };
+pub use update_spec::{MAX_UPDATE_DEADLINE, UpdateSpec};

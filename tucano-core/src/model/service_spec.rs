@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     BalancingSpec, HealthSpec, InstanceId, InstanceSpec, PlacementSpec, PullPolicy, Resources,
-    RuntimeKind, ServiceName,
+    RestartPolicy, RuntimeKind, ServiceName, UpdateSpec,
 };
 
 /// Most replicas one service may ask for.
@@ -84,6 +84,13 @@ pub struct ServiceSpec {
     /// worker).
     #[serde(default, skip_serializing_if = "PlacementSpec::is_default")]
     pub placement: PlacementSpec,
+    /// Whether an instance that ends on its own is replaced (`"always"`, the default,
+    /// `"on_failure"`, `"never"`).
+    #[serde(default, skip_serializing_if = "RestartPolicy::is_default")]
+    pub restart: RestartPolicy,
+    /// How a changed spec replaces the running instances (surge, unavailability, deadline).
+    #[serde(default, skip_serializing_if = "UpdateSpec::is_default")]
+    pub update: UpdateSpec,
 }
 
 fn default_replicas() -> u32 {
@@ -120,6 +127,8 @@ impl ServiceSpec {
             balancing: BalancingSpec::default(),
             health: None,
             placement: PlacementSpec::default(),
+            restart: RestartPolicy::default(),
+            update: UpdateSpec::default(),
         }
     }
 
@@ -192,6 +201,7 @@ impl ServiceSpec {
         }
         self.balancing.validate().map_err(SpecError)?;
         self.placement.validate().map_err(SpecError)?;
+        self.update.validate().map_err(SpecError)?;
         if let Some(health) = &self.health {
             health.validate().map_err(SpecError)?;
         }
@@ -202,6 +212,15 @@ impl ServiceSpec {
             )));
         }
         Ok(())
+    }
+
+    /// Whether instances of `self` and of `other` differ: the program or image and what goes
+    /// with it (environment, resources, port, timeouts) or where they may run. Such a change
+    /// is rolled out as a new revision; any other (replicas, balancing, health, restart,
+    /// update) applies to the running instances in place.
+    pub fn instances_differ(&self, other: &ServiceSpec) -> bool {
+        let id = InstanceId::new();
+        self.instance(id) != other.instance(id) || self.placement != other.placement
     }
 
     /// The spec of one instance of this service.
@@ -317,6 +336,27 @@ mod tests {
         assert_eq!(program.pull, PullPolicy::Never);
         let from_image = ServiceSpec::from_image("web".parse().unwrap(), "tucano-demo:latest");
         from_image.validate().unwrap();
+    }
+
+    #[test]
+    fn only_changes_to_what_instances_run_need_new_instances() {
+        let base = spec(r#"{"name":"a","command":["x"],"replicas":2}"#);
+        for json in [
+            r#"{"name":"a","command":["y"],"replicas":2}"#,
+            r#"{"name":"a","command":["x"],"env":{"V":"2"},"replicas":2}"#,
+            r#"{"name":"a","command":["x"],"resources":{"cpus":1},"replicas":2}"#,
+            r#"{"name":"a","command":["x"],"placement":{"max_per_worker":1},"replicas":2}"#,
+        ] {
+            assert!(base.instances_differ(&spec(json)), "{json}");
+        }
+        for json in [
+            r#"{"name":"a","command":["x"],"replicas":5}"#,
+            r#"{"name":"a","command":["x"],"restart":"never"}"#,
+            r#"{"name":"a","command":["x"],"update":{"max_surge":3}}"#,
+            r#"{"name":"a","command":["x"],"balancing":{"policy":"least_connections"}}"#,
+        ] {
+            assert!(!base.instances_differ(&spec(json)), "{json}");
+        }
     }
 
     #[test]

@@ -23,6 +23,13 @@ pub struct ExitStatus {
     pub oom_killed: bool,
 }
 
+impl ExitStatus {
+    /// Exited on its own with code 0 (and was not killed for its memory).
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && !self.oom_killed
+    }
+}
+
 impl std::fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.oom_killed, self.code, self.signal) {

@@ -35,13 +35,16 @@ pub struct PlacementRequest<'a> {
     pub max_per_worker: Option<u32>,
     /// The strategy for this service, if it overrides the scheduler's.
     pub strategy: Option<Strategy>,
+    /// Workers to use only when no other fits (where the service's instances just failed).
+    pub avoid: &'a [WorkerId],
     /// Where randomness comes from (the order sampled workers are visited in): the same seed
     /// gives the same placement.
     pub seed: u64,
 }
 
 impl<'a> PlacementRequest<'a> {
-    /// A request with no constraint, no limit per worker, the scheduler's strategy, seed 0.
+    /// A request with no constraint, no limit per worker, the scheduler's strategy, no worker
+    /// to avoid, seed 0.
     pub fn new(service: &'a ServiceName, resources: &'a Resources, runtime: RuntimeKind) -> Self {
         Self {
             service,
@@ -50,6 +53,7 @@ impl<'a> PlacementRequest<'a> {
             constraints: &[],
             max_per_worker: None,
             strategy: None,
+            avoid: &[],
             seed: 0,
         }
     }

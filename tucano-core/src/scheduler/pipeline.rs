@@ -85,7 +85,8 @@ impl Scheduler for Pipeline {
         let mut tally = RejectionTally::default();
         let mut alive = 0usize;
         let mut found = 0usize;
-        let mut best: Option<(f64, usize)> = None;
+        // Ranked by (not avoided, score): an avoided worker wins only when nothing else fits.
+        let mut best: Option<(bool, f64, usize)> = None;
         for index in VisitOrder::new(cluster.workers.len(), request.seed) {
             let Some(worker) = cluster.workers.get(index) else {
                 continue;
@@ -94,9 +95,12 @@ impl Scheduler for Pipeline {
             match check(request, worker, same_service) {
                 Ok(()) => {
                     alive += 1;
+                    let preferred = !request.avoid.contains(&worker.id);
                     let score = scorer.score(request, worker, same_service);
-                    if best.is_none_or(|(top, _)| score > top) {
-                        best = Some((score, index));
+                    if best.is_none_or(|(top_preferred, top, _)| {
+                        (preferred, score) > (top_preferred, top)
+                    }) {
+                        best = Some((preferred, score, index));
                     }
                     found += 1;
                     if found >= limit {
@@ -109,7 +113,7 @@ impl Scheduler for Pipeline {
                 }
             }
         }
-        match best.and_then(|(_, index)| cluster.workers.get(index)) {
+        match best.and_then(|(_, _, index)| cluster.workers.get(index)) {
             Some(worker) => Ok(worker.id.clone()),
             None if alive == 0 => Err(PlacementError::NoLiveWorker),
             None => Err(PlacementError::NoFit(tally.to_string())),

@@ -45,7 +45,7 @@ impl Store for MemoryStore {
         for op in batch {
             match op {
                 StoreOp::PutService(service) => {
-                    tables.services.insert(service.spec.name.clone(), service);
+                    tables.services.insert(service.spec.name.clone(), *service);
                 }
                 StoreOp::DeleteService(name) => {
                     tables.services.remove(&name);

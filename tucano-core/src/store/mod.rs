@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{InstanceId, ServiceName, ServiceSpec, WorkerId};
+use crate::model::{InstanceId, RolloutStatus, ServiceName, ServiceSpec, WorkerId, first_revision};
 use crate::wire::{InstanceView, WorkerView};
 
 /// A service as stored.
@@ -30,6 +30,26 @@ pub struct StoredService {
     pub created_at: SystemTime,
     /// True once a delete was asked for.
     pub deleting: bool,
+    /// The revision of `spec`.
+    #[serde(default = "first_revision")]
+    pub revision: u64,
+    /// The highest revision ever given to the service (a rollback lowers `revision`, not this).
+    #[serde(default = "first_revision")]
+    pub latest_revision: u64,
+    /// The spec a rolling update started from, kept to roll back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<ServiceSpec>,
+    /// Its latest rolling update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+    /// Instances that ended before this time and were not replaced by the restart policy no
+    /// longer hold their replica slot (set when the service is scaled or updated).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde"
+    )]
+    pub slots_reset_at: Option<SystemTime>,
 }
 
 /// Everything a store holds.
@@ -47,7 +67,7 @@ pub struct StoredState {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StoreOp {
     /// Insert or replace a service.
-    PutService(StoredService),
+    PutService(Box<StoredService>),
     /// Remove a service and its instances.
     DeleteService(ServiceName),
     /// Insert or replace an instance.

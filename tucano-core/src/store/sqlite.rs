@@ -157,7 +157,7 @@ fn apply_op(tx: &Transaction<'_>, op: StoreOp) -> Result<(), StoreError> {
             let puts = state
                 .services
                 .into_iter()
-                .map(StoreOp::PutService)
+                .map(|service| StoreOp::PutService(Box::new(service)))
                 .chain(state.instances.into_iter().map(StoreOp::PutInstance))
                 .chain(state.workers.into_iter().map(StoreOp::PutWorker));
             for put in puts {
