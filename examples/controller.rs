@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use tucano::core::controller::RebalanceConfig;
 use tucano::core::scheduler::Strategy;
 use tucano::lb::RouteMode;
 use tucano::{ControllerNode, ControllerNodeConfig, StateStore};
@@ -57,6 +58,14 @@ struct Flags {
         value_name = "least_loaded|spread|binpack"
     )]
     placement_strategy: Strategy,
+    /// Turns rebalancing on: this often (e.g. `30s`), instances of a service whose spread
+    /// over the workers that can take them differs by two or more move to even it out (new
+    /// instance first, old one stopped once the new runs).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "INTERVAL")]
+    rebalance_interval: Option<Duration>,
+    /// Most instances one rebalancing pass moves.
+    #[arg(long, default_value_t = 1, requires = "rebalance_interval", value_parser = clap::value_parser!(u32).range(1..))]
+    rebalance_max_moves: u32,
 }
 
 #[tokio::main]
@@ -77,6 +86,10 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     config.controller.liveness_timeout = flags.liveness_timeout;
     config.route_mode = flags.route;
     config.placement_strategy = flags.placement_strategy;
+    config.controller.rebalance = flags.rebalance_interval.map(|interval| RebalanceConfig {
+        interval,
+        max_moves: flags.rebalance_max_moves,
+    });
     config.state = if flags.in_memory {
         StateStore::Memory
     } else {

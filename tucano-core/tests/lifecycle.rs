@@ -3,11 +3,12 @@
 
 mod support;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use support::*;
-use tucano_core::controller::ControllerConfig;
+use tucano_core::controller::{ControllerConfig, RebalanceConfig};
 use tucano_core::store::MemoryStore;
 use tucano_core::wire::ServiceView;
 use tucano_core::{
@@ -288,4 +289,80 @@ async fn a_broken_revision_is_rolled_back_after_its_deadline() {
         })
         .await;
     assert_eq!(done.rollout.unwrap().from_revision, 1);
+}
+
+/// Running instances of `view` per worker, sorted.
+fn spread(view: &ServiceView) -> Vec<usize> {
+    let mut counts: Vec<usize> = running_on(view).into_values().collect();
+    counts.sort();
+    counts
+}
+
+#[tokio::test(start_paused = true)]
+async fn rebalancing_evens_out_a_skewed_service_no_faster_than_its_rate_limit() {
+    let interval = Duration::from_secs(2);
+    let config = ControllerConfig {
+        rebalance: Some(RebalanceConfig {
+            interval,
+            max_moves: 1,
+        }),
+        ..config()
+    };
+    let h = patient_harness(config).await;
+    h.register("a").await;
+    h.controller.create_service(spec("web", 6)).await.unwrap();
+    let before = h
+        .wait_for("web", |v| count(v, InstanceState::Running) == 6)
+        .await;
+    let original: HashSet<_> = before.instances.iter().map(|i| i.id).collect();
+    h.register("b").await;
+    h.register("c").await;
+    h.routes.fewest_since_last("web");
+    let joined = tokio::time::Instant::now();
+    let mut view = before;
+    for _ in 0..600 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        view = h.controller.service("web").await.unwrap();
+        let started = view
+            .instances
+            .iter()
+            .filter(|i| !original.contains(&i.id))
+            .count();
+        let passes = (joined.elapsed().as_secs_f64() / interval.as_secs_f64()).floor() as usize + 1;
+        assert!(started <= passes, "{started} moves after {passes} passes");
+        if spread(&view) == [2, 2, 2] && count(&view, InstanceState::Running) == 6 {
+            break;
+        }
+    }
+    assert_eq!(spread(&view), [2, 2, 2], "{view:#?}");
+    let moved = view
+        .instances
+        .iter()
+        .filter(|i| !original.contains(&i.id))
+        .count();
+    assert_eq!(moved, 4, "exactly the moves needed");
+    assert_eq!(count(&view, InstanceState::Terminated), 4);
+    assert_eq!(
+        h.routes.fewest_since_last("web"),
+        Some(6),
+        "never below the replica count"
+    );
+    // Balanced: later passes move nothing.
+    tokio::time::sleep(interval * 5).await;
+    let later = h.controller.service("web").await.unwrap();
+    assert_eq!(later.instances.len(), view.instances.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_rebalancing_a_joining_worker_moves_nothing() {
+    let h = patient_harness(config()).await;
+    h.register("a").await;
+    h.controller.create_service(spec("web", 4)).await.unwrap();
+    h.wait_for("web", |v| count(v, InstanceState::Running) == 4)
+        .await;
+    h.register("b").await;
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let view = h.controller.service("web").await.unwrap();
+    assert_eq!(running_on(&view), HashMap::from([("a".to_string(), 4)]));
+    assert_eq!(view.instances.len(), 4);
 }

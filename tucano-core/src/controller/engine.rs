@@ -77,6 +77,8 @@ pub(crate) struct Engine {
     pub orphan_stops: HashSet<InstanceId>,
     /// Something changed that a reconcile pass should look at.
     pub needs_reconcile: bool,
+    /// When the last rebalancing pass ran.
+    pub last_rebalance: Instant,
 }
 
 impl Engine {
@@ -100,6 +102,7 @@ impl Engine {
             dirty_routes: HashSet::new(),
             orphan_stops: HashSet::new(),
             needs_reconcile: true,
+            last_rebalance: Instant::now(),
         };
         engine.restore(stored);
         engine
@@ -170,6 +173,7 @@ impl Engine {
         {
             self.persistence.dirty.workers.insert(id);
         }
+        self.rebalance_if_due(now);
         self.needs_reconcile = true;
         self.flush();
     }

@@ -6,6 +6,7 @@
 
 mod engine;
 mod persistence;
+mod rebalance;
 mod reconcile;
 mod records;
 mod reports;
@@ -25,6 +26,7 @@ use crate::store::{Store, StoreError};
 use crate::transport::{EndpointSink, WorkerTransport};
 use crate::wire::{Heartbeat, Registration, RegistrationReply, ServiceView, WorkerView};
 use engine::{Command, Engine};
+pub use rebalance::RebalanceConfig;
 
 /// Messages the controller may queue before callers wait.
 const INBOX: usize = 1024;
@@ -56,6 +58,8 @@ pub struct ControllerConfig {
     pub delete_wait: Duration,
     /// Retries of one store write.
     pub store_retry: RetryPolicy,
+    /// Moves instances of unevenly spread services, at a limited rate; off unless set.
+    pub rebalance: Option<RebalanceConfig>,
     /// Balancing policies a spec may name; `None` accepts any well-formed name. The node that
     /// runs the balancer fills it from the balancer's policy registry.
     pub balancing_policies: Option<Vec<String>>,
@@ -75,6 +79,7 @@ impl Default for ControllerConfig {
             dead_worker_retention: Duration::from_secs(3600),
             delete_wait: Duration::from_secs(60),
             store_retry: RetryPolicy::new(5, Duration::from_millis(100), Duration::from_secs(2)),
+            rebalance: None,
             balancing_policies: None,
         }
     }

@@ -10,16 +10,27 @@ use tokio::time::Instant;
 use super::engine::Engine;
 use super::records::InstanceRecord;
 use crate::model::{InstanceEvent, InstanceId, InstanceState, ServiceName, WorkerId};
-use crate::scheduler::{ClusterView, PlacementRequest};
+use crate::scheduler::{ClusterView, PlacementRequest, check};
 
 impl Engine {
     /// One pass over every service.
     pub fn reconcile(&mut self) {
         self.needs_reconcile = false;
         let now = Instant::now();
+        let mut cluster = self.cluster_view();
+        let names: Vec<ServiceName> = self.services.keys().cloned().collect();
+        for name in names {
+            self.reconcile_service(&name, now, &mut cluster);
+        }
+        // Before any caller gets its answer, the balancer sees what the pass changed.
+        self.publish_routes();
+    }
+
+    /// The workers as the scheduler sees them, with what is placed on each.
+    pub(super) fn cluster_view(&self) -> ClusterView {
         let counts = self.instances_per_worker();
         let allocated = self.allocated_per_worker();
-        let mut cluster = ClusterView {
+        ClusterView {
             workers: self
                 .workers
                 .iter()
@@ -31,13 +42,7 @@ impl Engine {
                 })
                 .collect(),
             service_instances: Vec::new(),
-        };
-        let names: Vec<ServiceName> = self.services.keys().cloned().collect();
-        for name in names {
-            self.reconcile_service(&name, now, &mut cluster);
         }
-        // Before any caller gets its answer, the balancer sees what the pass changed.
-        self.publish_routes();
     }
 
     fn reconcile_service(&mut self, name: &ServiceName, now: Instant, cluster: &mut ClusterView) {
@@ -56,6 +61,7 @@ impl Engine {
             }
             return;
         }
+        self.advance_moves(name);
         if !self.roll(name, now) {
             self.scale(name, now);
         }
@@ -73,7 +79,7 @@ impl Engine {
         let mut active: Vec<(u8, Reverse<InstanceId>)> = service
             .instances
             .values()
-            .filter(|i| i.state().counts_as_replica())
+            .filter(|i| i.state().counts_as_replica() && i.moving_to.is_none())
             .map(|i| (stop_preference(i.state()), Reverse(i.id)))
             .collect();
         let retired = service
@@ -140,7 +146,7 @@ impl Engine {
         let Some(service) = self.services.get(name) else {
             return;
         };
-        let ready: Vec<InstanceId> = service
+        let ready: Vec<(InstanceId, Option<WorkerId>)> = service
             .instances
             .values()
             .filter(|i| {
@@ -149,7 +155,7 @@ impl Engine {
                     && i.not_before <= now
                     && i.revision == service.revision
             })
-            .map(|i| i.id)
+            .map(|i| (i.id, i.pinned.clone()))
             .collect();
         if ready.is_empty() {
             return;
@@ -176,7 +182,7 @@ impl Engine {
         avoid.dedup();
         let scheduler = self.parts.scheduler.clone();
         let spec = service.spec.clone();
-        for id in ready {
+        for (id, pinned) in ready {
             let request = PlacementRequest {
                 constraints: &spec.placement.constraints,
                 max_per_worker: spec.placement.max_per_worker,
@@ -185,15 +191,18 @@ impl Engine {
                 seed: placement_seed(id),
                 ..PlacementRequest::new(&spec.name, &spec.resources, spec.runtime_kind())
             };
-            let placement = scheduler
-                .place(&request, cluster)
-                .map_err(|error| format!("waiting for a worker: {error}"))
-                .and_then(|worker| {
-                    self.workers
-                        .get(&worker)
-                        .map(|w| w.address())
-                        .ok_or_else(|| format!("waiting for a worker: {worker} is not registered"))
-                });
+            let placement = match &pinned {
+                Some(worker) => place_pinned(&request, cluster, worker),
+                None => scheduler
+                    .place(&request, cluster)
+                    .map_err(|error| format!("waiting for a worker: {error}")),
+            };
+            let placement = placement.and_then(|worker| {
+                self.workers
+                    .get(&worker)
+                    .map(|w| w.address())
+                    .ok_or_else(|| format!("waiting for a worker: {worker} is not registered"))
+            });
             match placement {
                 Ok(worker) => {
                     self.transition(name, id, InstanceEvent::Scheduled, None);
@@ -307,6 +316,27 @@ impl Engine {
             let _ = waiter.send(view.clone());
         }
     }
+}
+
+/// Places an instance on the one worker it is pinned to, if that worker can take it.
+fn place_pinned(
+    request: &PlacementRequest<'_>,
+    cluster: &ClusterView,
+    worker: &WorkerId,
+) -> Result<WorkerId, String> {
+    let index = cluster
+        .workers
+        .iter()
+        .position(|w| w.id == *worker)
+        .ok_or_else(|| format!("waiting for {worker}, which is not registered"))?;
+    let same_service = cluster.service_instances.get(index).copied().unwrap_or(0);
+    check(request, &cluster.workers[index], same_service)
+        .map(|()| worker.clone())
+        .map_err(|rejection| {
+            format!(
+                "waiting for {worker}, the worker it must go to (workers that {rejection} cannot take it)"
+            )
+        })
 }
 
 /// Which replicas to stop first when scaling down: lower goes first.

@@ -39,6 +39,10 @@ pub(crate) struct InstanceRecord {
     pub next_stop_at: Instant,
     /// When it last became running (this controller's clock).
     pub running_since: Option<Instant>,
+    /// The worker it must go to (a rebalancing move), if any.
+    pub pinned: Option<WorkerId>,
+    /// The instance that replaces it on another worker (a rebalancing move in progress).
+    pub moving_to: Option<InstanceId>,
 }
 
 impl InstanceRecord {
@@ -61,6 +65,8 @@ impl InstanceRecord {
             unplaced: false,
             next_stop_at: Instant::now(),
             running_since: None,
+            pinned: None,
+            moving_to: None,
         }
     }
 
@@ -97,6 +103,8 @@ impl InstanceRecord {
             unplaced: false,
             next_stop_at: now,
             running_since: (state == InstanceState::Running).then_some(now),
+            pinned: None,
+            moving_to: None,
         }
     }
 

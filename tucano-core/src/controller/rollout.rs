@@ -191,6 +191,10 @@ fn start_rollout(service: &mut ServiceRecord) {
     });
     service.rollout_progress_at = Instant::now();
     service.consecutive_failures = 0;
+    // Rebalancing moves give way: the update replaces those instances anyway.
+    for instance in service.instances.values_mut() {
+        instance.moving_to = None;
+    }
 }
 
 /// Makes the revision the update started from current again (at the current replica count),
