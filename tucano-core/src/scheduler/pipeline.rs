@@ -229,6 +229,35 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_to_avoid_wins_only_when_no_other_fits() {
+        let service = "web".parse().unwrap();
+        let resources = Resources::default();
+        let mut c = cluster(3);
+        // Binpack would pick w0, the fullest.
+        c.workers[0].allocated.cpus = 3.0;
+        let avoid: Vec<WorkerId> = vec!["w0".parse().unwrap()];
+        for seed in 0..20 {
+            let request = PlacementRequest {
+                avoid: &avoid,
+                seed,
+                ..PlacementRequest::new(&service, &resources, RuntimeKind::Process)
+            };
+            let chosen = Pipeline::new(Strategy::Binpack)
+                .place(&request, &c)
+                .unwrap();
+            assert_ne!(chosen.as_str(), "w0");
+        }
+        let mut alone = cluster(1);
+        alone.workers[0].allocated.cpus = 3.0;
+        let request = PlacementRequest {
+            avoid: &avoid,
+            ..PlacementRequest::new(&service, &resources, RuntimeKind::Process)
+        };
+        let chosen = Pipeline::new(Strategy::Binpack).place(&request, &alone);
+        assert_eq!(chosen.unwrap().as_str(), "w0");
+    }
+
+    #[test]
     fn binpack_fills_one_worker_before_the_next() {
         let resources = Resources {
             cpus: 1.0,
