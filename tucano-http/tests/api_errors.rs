@@ -155,6 +155,11 @@ async fn controller_api_refuses_bad_input_with_json_errors() {
             Some(r#"{"replicas":1}"#),
         ),
         (Method::GET, "/v1/services/NOT%20A%20NAME", None),
+        (
+            Method::PUT,
+            "/v1/services/nope",
+            Some(r#"{"name":"nope","command":["x"]}"#),
+        ),
     ] {
         let result = request(
             method,
@@ -177,6 +182,29 @@ async fn controller_api_refuses_bad_input_with_json_errors() {
     );
     assert_error(
         &request(Method::PUT, &scale, Some(br#"{"replicas":"3"}"#.to_vec())).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_spec",
+    );
+    // Updates: the body is a whole valid spec for the route's service.
+    let update = format!("{services}/hello");
+    let put = |body: &str| request(Method::PUT, &update, Some(body.as_bytes().to_vec()));
+    assert_error(
+        &put(r#"{"name":"hello","command":"#).await,
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+    );
+    assert_error(
+        &put(r#"{"name":"other","command":["/bin/demo"]}"#).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "name_mismatch",
+    );
+    assert_error(
+        &put(r#"{"name":"hello","command":["/bin/demo"],"update":{"max_surge":0}}"#).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_spec",
+    );
+    assert_error(
+        &put(r#"{"name":"hello","command":["/bin/demo"],"restart":"sometimes"}"#).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_spec",
     );
@@ -231,6 +259,8 @@ async fn controller_api_refuses_bad_input_with_json_errors() {
     let listed = client.list_services().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].spec.replicas, 2);
+    assert_eq!(listed[0].revision, 1);
+    assert!(listed[0].rollout.is_none());
     server.shutdown().await;
 }
 

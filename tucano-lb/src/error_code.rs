@@ -28,6 +28,9 @@ pub enum ErrorCode {
     UnknownService,
     /// 404: the worker proxy runs no instance with that id.
     UnknownInstance,
+    /// 502: the worker proxy could not connect to the instance (it is stopping, or gone): the
+    /// request never reached it.
+    InstanceUnreachable,
     /// 503: the service has no running instance.
     NoInstance,
     /// 502: the upstream could not be reached or broke the connection.
@@ -37,12 +40,13 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 8] = [
+    const ALL: [ErrorCode; 9] = [
         Self::BadRequest,
         Self::MissingHost,
         Self::MissingInstance,
         Self::UnknownService,
         Self::UnknownInstance,
+        Self::InstanceUnreachable,
         Self::NoInstance,
         Self::UpstreamUnavailable,
         Self::UpstreamTimeout,
@@ -56,6 +60,7 @@ impl ErrorCode {
             Self::MissingInstance => "missing_instance",
             Self::UnknownService => "unknown_service",
             Self::UnknownInstance => "unknown_instance",
+            Self::InstanceUnreachable => "instance_unreachable",
             Self::NoInstance => "no_instance",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
@@ -68,7 +73,7 @@ impl ErrorCode {
             Self::BadRequest | Self::MissingHost | Self::MissingInstance => StatusCode::BAD_REQUEST,
             Self::UnknownService | Self::UnknownInstance => StatusCode::NOT_FOUND,
             Self::NoInstance => StatusCode::SERVICE_UNAVAILABLE,
-            Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Self::UpstreamUnavailable | Self::InstanceUnreachable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }

@@ -304,13 +304,17 @@ fn select_failure(error: SelectError, host: &[u8]) -> Failure {
 
 /// The answer when the worker proxy could not deliver the request — a timeout stays a
 /// timeout; anything else (unknown instance, instance unreachable) is an upstream failure —
-/// and whether the request surely never reached the instance (the worker does not know it).
+/// and whether the request surely never reached the instance (the worker does not know it,
+/// or could not connect to it: it is stopping).
 fn worker_failure(code: &[u8], instance: &tucano_core::InstanceId) -> (Failure, bool) {
     let code = std::str::from_utf8(code)
         .ok()
         .and_then(|code| code.parse::<ErrorCode>().ok());
     debug!(%instance, ?code, "worker proxy could not deliver the request");
-    let undelivered = code == Some(ErrorCode::UnknownInstance);
+    let undelivered = matches!(
+        code,
+        Some(ErrorCode::UnknownInstance | ErrorCode::InstanceUnreachable)
+    );
     let failure = match code {
         Some(ErrorCode::UpstreamTimeout) => Failure::new(
             ErrorCode::UpstreamTimeout,

@@ -26,7 +26,8 @@ use crate::server::{self, Handler, ProxyServer};
 /// `x-forwarded-for` as received.
 ///
 /// When it cannot forward, it answers with a JSON error and the [`ERROR_HEADER`]:
-/// 400 `missing_instance` (no valid header), 404 `unknown_instance` (not running here),
+/// 400 `missing_instance` (no valid header), 404 `unknown_instance` (not running here), 502
+/// `instance_unreachable` (it refused the connection: the request never reached it),
 /// 502 `upstream_unavailable`, 504 `upstream_timeout`. It removes `x-tucano-error` from
 /// instances' responses, so the balancer can tell its errors from the application's.
 ///
@@ -128,7 +129,15 @@ impl WorkerProxy {
             .await
             .map_err(|error| {
                 warn!(%instance, %address, %error, "forwarding to instance failed");
-                error.failure()
+                if error.is_connect() {
+                    // Stopping (its listener closed) or gone: the balancer may send it elsewhere.
+                    Failure::new(
+                        ErrorCode::InstanceUnreachable,
+                        format!("instance {instance} could not be connected to"),
+                    )
+                } else {
+                    error.failure()
+                }
             })?;
         response.headers_mut().remove(ERROR_HEADER);
         Ok(response.map(|body| ProxyBody::upstream(body, None)))

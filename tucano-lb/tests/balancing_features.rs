@@ -72,6 +72,29 @@ async fn an_instance_its_worker_does_not_know_is_retried_elsewhere() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_its_worker_cannot_connect_to_is_retried_elsewhere() {
+    let cluster = Cluster::start(1).await;
+    // The worker still lists it, but it no longer listens (it is shutting down).
+    let stopping = InstanceId::new();
+    cluster.directory.insert(stopping, closed_port().await);
+    let unreachable = Endpoint {
+        instance: stopping,
+        ..cluster.endpoint(0)
+    };
+    republish(&cluster, &RouteSpec::default(), vec![unreachable]);
+    let client = client();
+    for _ in 0..6 {
+        let reply = send(&client, get(&cluster.balancer_url("/"), "hello")).await;
+        assert_eq!(
+            reply.status.as_u16(),
+            200,
+            "every GET reaches the live instance"
+        );
+    }
+    assert_eq!(cluster.backends[0].received("GET"), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_idempotent_requests_are_never_sent_twice() {
     let cluster = Cluster::start(1).await;
     let dead = endpoint_at(closed_port().await);

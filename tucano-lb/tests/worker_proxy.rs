@@ -111,7 +111,7 @@ async fn unreachable_instance_is_502() {
             .unwrap(),
     )
     .await
-    .assert_error(502, "upstream_unavailable");
+    .assert_error(502, "instance_unreachable");
 }
 
 #[tokio::test]
