@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use support::{Cluster, demo_spec, get, running};
 use tucano::core::wire::ServiceView;
-use tucano::core::{RolloutState, ServiceSpec};
+use tucano::core::{HealthSpec, RolloutState, ServiceSpec};
 use tucano::http::ControllerClient;
 
 /// Longest a load loop runs, whatever happens to the test.
@@ -70,6 +70,8 @@ async fn rolling_updates_and_rollbacks_never_fail_a_request() {
     let cluster = Cluster::start(2, |_| {}, |client| client).await;
     let mut spec = demo_spec("web", 3);
     spec.update.deadline = Duration::from_secs(4);
+    // Instances count as started once GET /healthz answers 2xx.
+    spec.health = Some(HealthSpec::path("/healthz"));
     cluster.client().create_service(&spec).await.unwrap();
     let first = cluster.wait_running("web", 3).await;
     let old = running(&first);
@@ -110,11 +112,12 @@ async fn rolling_updates_and_rollbacks_never_fail_a_request() {
             .all(|i| i.revision == 2)
     );
 
-    // A revision whose program does not exist never becomes healthy: after the deadline the
-    // controller rolls back to revision 2, and the instances that served all along still do.
+    // A revision that runs but never passes its health check (its path answers 404) never
+    // becomes ready: after the deadline the controller rolls back to revision 2, and the
+    // instances that served all along still do.
     let load = Load::start(&cluster, "web");
     let mut broken = with_version(&done, "3");
-    broken.command = vec!["/nonexistent/tucano-demo".into()];
+    broken.health = Some(HealthSpec::path("/not-there"));
     let started = cluster.client().update_service(&broken).await.unwrap();
     assert_eq!(started.revision, 3);
     let back = cluster
@@ -148,7 +151,10 @@ async fn rolling_updates_and_rollbacks_never_fail_a_request() {
         .as_ref()
         .and_then(|r| r.reason.clone())
         .unwrap_or_default();
-    assert!(reason.contains("revision 3"), "{reason}");
+    assert!(
+        reason.contains("revision 3") && reason.contains("readiness"),
+        "{reason}"
+    );
     cluster.client().delete_service("web").await.unwrap();
     cluster.shutdown().await;
 }

@@ -80,6 +80,7 @@ fn runtime_status(error: &RuntimeError) -> (StatusCode, &'static str) {
             (StatusCode::INTERNAL_SERVER_ERROR, "exited_during_startup")
         }
         RuntimeError::StartupTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "startup_timeout"),
+        RuntimeError::NotReady { .. } => (StatusCode::GATEWAY_TIMEOUT, "not_ready"),
         RuntimeError::AlreadyExists(_) => (StatusCode::CONFLICT, "instance_conflict"),
         RuntimeError::NotFound(_) => (StatusCode::NOT_FOUND, "instance_not_found"),
         RuntimeError::ImageNotFound { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "image_not_found"),

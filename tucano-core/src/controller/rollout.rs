@@ -217,8 +217,18 @@ fn roll_back(service: &mut ServiceRecord, deadline: std::time::Duration, now: In
         rollout.to_revision,
         humantime::format_duration(deadline)
     );
-    if let Some(last) = last_failure {
-        reason.push_str(&format!(" (last: {last})"));
+    match last_failure {
+        Some(last) => reason.push_str(&format!(" (last: {last})")),
+        None => {
+            let waiting = service
+                .instances
+                .values()
+                .filter(|i| i.revision == service.revision && i.state().counts_as_replica())
+                .count();
+            reason.push_str(&format!(
+                " ({waiting} still starting or not yet passing their readiness check)"
+            ));
+        }
     }
     tracing::warn!(service = %service.spec.name, from = rollout.to_revision, to = rollout.from_revision, %reason, "rolling back");
     previous.replicas = service.spec.replicas;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{InstanceId, PullPolicy, Resources, ServiceName, ServiceSpec, SpecError};
+use super::{HealthSpec, InstanceId, PullPolicy, Resources, ServiceName, ServiceSpec, SpecError};
 
 /// One instance to start, derived from a [`ServiceSpec`](super::ServiceSpec) by the controller.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,6 +35,10 @@ pub struct InstanceSpec {
     /// How long the instance may take to accept connections.
     #[serde(with = "humantime_serde")]
     pub startup_timeout: Duration,
+    /// A path that must answer `GET` with 2xx before the instance counts as started (the
+    /// service's health check path), within the startup timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_path: Option<String>,
 }
 
 impl InstanceSpec {
@@ -53,7 +57,7 @@ impl InstanceSpec {
             stop_grace_period: self.stop_grace_period,
             startup_timeout: self.startup_timeout,
             balancing: Default::default(),
-            health: None,
+            health: self.ready_path.clone().map(HealthSpec::path),
             placement: Default::default(),
             restart: Default::default(),
             update: Default::default(),

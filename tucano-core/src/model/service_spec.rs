@@ -215,9 +215,9 @@ impl ServiceSpec {
     }
 
     /// Whether instances of `self` and of `other` differ: the program or image and what goes
-    /// with it (environment, resources, port, timeouts) or where they may run. Such a change
-    /// is rolled out as a new revision; any other (replicas, balancing, health, restart,
-    /// update) applies to the running instances in place.
+    /// with it (environment, resources, port, timeouts, readiness path) or where they may run.
+    /// Such a change is rolled out as a new revision; any other (replicas, balancing, health
+    /// check timing, restart, update) applies to the running instances in place.
     pub fn instances_differ(&self, other: &ServiceSpec) -> bool {
         let id = InstanceId::new();
         self.instance(id) != other.instance(id) || self.placement != other.placement
@@ -236,6 +236,7 @@ impl ServiceSpec {
             resources: self.resources,
             stop_grace_period: self.stop_grace_period,
             startup_timeout: self.startup_timeout,
+            ready_path: self.health.as_ref().map(|h| h.path.clone()),
         }
     }
 }

@@ -102,6 +102,15 @@ pub enum RuntimeError {
         /// How long it was given.
         timeout: Duration,
     },
+    /// The instance accepted connections but its readiness path did not answer 2xx within its
+    /// startup timeout.
+    #[error("instance did not answer GET {path} with 2xx within its startup timeout: {reason}")]
+    NotReady {
+        /// The readiness path.
+        path: String,
+        /// The last check's outcome.
+        reason: String,
+    },
     /// An instance with this id already exists.
     #[error("instance {0} already exists")]
     AlreadyExists(InstanceId),

@@ -3,6 +3,7 @@
 
 mod heartbeat;
 mod instance_table;
+mod readiness;
 mod runner;
 
 pub use instance_table::LocalDirectory;

@@ -8,6 +8,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::instance_table::{InstanceTable, LocalInstance};
+use super::readiness;
 use super::{WorkerError, WorkerInner};
 use crate::model::{InstanceId, InstanceSpec};
 use crate::runtime::{RuntimeError, RuntimeEvent, StartedInstance};
@@ -67,7 +68,28 @@ impl WorkerInner {
             table.changed();
         }
         self.changed.notify_one();
-        let started = self.parts.runtime.start(&spec).await;
+        let began = Instant::now();
+        let mut started = self.parts.runtime.start(&spec).await;
+        if let (Ok(instance), Some(path)) = (&started, &spec.ready_path) {
+            let deadline = began + spec.startup_timeout;
+            let still_starting = || {
+                self.table()
+                    .entries
+                    .get(&id)
+                    .is_some_and(|entry| entry.state == LocalState::Starting)
+            };
+            let ready =
+                readiness::wait_until_ready(instance.address, path, deadline, still_starting).await;
+            if let Err(reason) = ready {
+                if let Err(error) = self.parts.runtime.stop(id, spec.stop_grace_period).await {
+                    tracing::debug!(instance = %id, %error, "instance that never became ready was already gone");
+                }
+                started = Err(RuntimeError::NotReady {
+                    path: path.clone(),
+                    reason,
+                });
+            }
+        }
         let reply = self.finish_start(&spec, started);
         self.changed.notify_one();
         if matches!(reply, Err(WorkerError::Conflict { .. })) {
