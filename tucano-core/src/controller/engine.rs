@@ -291,9 +291,11 @@ impl Engine {
         if service.spec.replicas != replicas {
             tracing::info!(service = %name, from = service.spec.replicas, to = replicas, "service scaled");
             service.spec.replicas = replicas;
-            service.slots_reset_at = Some(std::time::SystemTime::now());
-            self.persistence.dirty.services.insert(name.clone());
         }
+        // Asking for a count means that many running: ended slots the restart policy kept
+        // are given back, even at the same count.
+        service.slots_reset_at = Some(std::time::SystemTime::now());
+        self.persistence.dirty.services.insert(name.clone());
         self.reconcile();
         self.placement_outcome(&name)
     }

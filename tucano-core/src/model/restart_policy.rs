@@ -16,7 +16,8 @@ pub enum RestartPolicy {
     Always,
     /// Replace it unless it exited with code 0 (a task that may finish).
     OnFailure,
-    /// Never replace it: the replica slot stays ended until the service is scaled or updated.
+    /// Never replace it: the replica slot stays ended until the service is scaled (even to
+    /// the same count) or updated.
     Never,
 }
 
