@@ -8,10 +8,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::persistence::Persistence;
+use super::placements::Placements;
 use super::records::{InstanceRecord, ServiceRecord};
 use super::worker_registry::{WorkerRecord, WorkerRegistry};
 use super::{ControllerConfig, ControllerError, ControllerParts};
-use crate::model::Resources;
 use crate::model::{
     InstanceEvent, InstanceId, InstanceState, ServiceName, ServiceSpec, WorkerId, validate_replicas,
 };
@@ -20,6 +20,9 @@ use crate::transport::{Endpoint, RouteSpec, TransportError};
 use crate::wire::{
     Heartbeat, Registration, RegistrationReply, ServiceView, StartReply, StopReply, WorkerView,
 };
+
+/// Most queued messages handled before one reconcile pass.
+const BATCH: usize = 64;
 
 /// Grace period for stopping instances the controller has no spec for.
 pub(super) const ORPHAN_GRACE: Duration = Duration::from_secs(10);
@@ -79,6 +82,8 @@ pub(crate) struct Engine {
     pub needs_reconcile: bool,
     /// When the last rebalancing pass ran.
     pub last_rebalance: Instant,
+    /// Live instances by worker.
+    pub placements: Placements,
 }
 
 impl Engine {
@@ -103,6 +108,7 @@ impl Engine {
             orphan_stops: HashSet::new(),
             needs_reconcile: true,
             last_rebalance: Instant::now(),
+            placements: Placements::default(),
         };
         engine.restore(stored);
         engine
@@ -120,6 +126,7 @@ impl Engine {
                 service
                     .instances
                     .insert(view.id, InstanceRecord::restore(view));
+                self.reindex(&view.service, view.id);
             }
         }
         for view in &stored.workers {
@@ -142,12 +149,21 @@ impl Engine {
             tokio::select! {
                 command = queue.recv() => {
                     let Some(command) = command else { break };
-                    if let Command::Shutdown(reply) = command {
-                        self.flush_and_finish().await;
-                        let _ = reply.send(());
-                        return;
+                    // What is queued behind it is handled too before one reconcile pass.
+                    let mut next = Some(command);
+                    let mut handled = 0;
+                    while let Some(command) = next.take() {
+                        if let Command::Shutdown(reply) = command {
+                            self.flush_and_finish().await;
+                            let _ = reply.send(());
+                            return;
+                        }
+                        self.handle(command);
+                        handled += 1;
+                        if handled < BATCH {
+                            next = queue.try_recv().ok();
+                        }
                     }
-                    self.handle(command);
                 }
                 _ = tick.tick() => self.on_tick(),
                 Some(()) = self.persist_failed.recv() => self.persistence.resync = true,
@@ -358,43 +374,21 @@ impl Engine {
     }
 
     fn worker_views(&self) -> Vec<WorkerView> {
-        let counts = self.instances_per_worker();
         self.workers
             .iter()
-            .map(|w| w.view(counts.get(&w.id).copied().unwrap_or(0)))
+            .map(|w| w.view(self.placements.count(&w.id)))
             .collect()
     }
 
-    /// Non-final instances placed on each worker.
-    /// What the non-final instances on each worker ask for, together.
-    pub fn allocated_per_worker(&self) -> HashMap<WorkerId, Resources> {
-        let mut allocated: HashMap<WorkerId, Resources> = HashMap::new();
-        for service in self.services.values() {
-            let wanted = service.spec.resources;
-            for instance in service.instances.values() {
-                if let (false, Some(worker)) = (instance.state().is_final(), &instance.worker) {
-                    let total = allocated.entry(worker.clone()).or_insert(Resources {
-                        cpus: 0.0,
-                        memory_mb: 0,
-                    });
-                    total.cpus += wanted.cpus;
-                    total.memory_mb = total.memory_mb.saturating_add(wanted.memory_mb);
-                }
-            }
-        }
-        allocated
-    }
-
-    pub fn instances_per_worker(&self) -> HashMap<WorkerId, u32> {
-        let mut counts: HashMap<WorkerId, u32> = HashMap::new();
-        for service in self.services.values() {
-            for instance in service.instances.values() {
-                if let (false, Some(worker)) = (instance.state().is_final(), &instance.worker) {
-                    *counts.entry(worker.clone()).or_default() += 1;
-                }
-            }
-        }
-        counts
+    /// Brings the placement index up to date with instance `id` of `service`: counted on its
+    /// worker while it is placed and not final.
+    pub fn reindex(&mut self, service: &ServiceName, id: InstanceId) {
+        let placement = self.services.get(service).and_then(|s| {
+            let instance = s.instances.get(&id)?;
+            let worker = instance.worker.as_ref()?;
+            (!instance.state().is_final()).then_some((worker, s.spec.resources))
+        });
+        self.placements.set(service, id, placement);
     }
 
     fn deregister(&mut self, id: &WorkerId) -> Result<(), ControllerError> {
@@ -434,6 +428,7 @@ impl Engine {
                     };
                 }
                 tracing::debug!(service = %service, instance = %id, from = %before, to = %after, ?event, "instance transition");
+                self.reindex(service, id);
                 if before == InstanceState::Running || after == InstanceState::Running {
                     self.dirty_routes.insert(service.clone());
                 }
@@ -458,18 +453,11 @@ impl Engine {
         reason: &str,
         filter: impl Fn(&InstanceRecord) -> bool,
     ) {
-        let mut lost = Vec::new();
-        for (name, service) in &self.services {
-            for instance in service.instances.values() {
-                if instance.worker.as_ref() == Some(worker)
-                    && !instance.state().is_final()
-                    && instance.state() != InstanceState::Pending
-                    && filter(instance)
-                {
-                    lost.push((name.clone(), instance.id));
-                }
-            }
-        }
+        let lost: Vec<(ServiceName, InstanceId)> = self
+            .instances_on(worker, |i| i.state() != InstanceState::Pending && filter(i))
+            .into_iter()
+            .map(|(service, id, _)| (service, id))
+            .collect();
         for (service, id) in lost {
             tracing::warn!(service = %service, instance = %id, worker = %worker, reason, "instance lost");
             self.transition(

@@ -6,6 +6,7 @@
 
 mod engine;
 mod persistence;
+mod placements;
 mod rebalance;
 mod reconcile;
 mod records;

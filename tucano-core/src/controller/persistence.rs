@@ -126,12 +126,9 @@ impl Engine {
                 None => StoreOp::DeleteInstance(*id),
             });
         }
-        let counts = self.instances_per_worker();
         for id in &dirty.workers {
             batch.push(match self.workers.get(id) {
-                Some(worker) => {
-                    StoreOp::PutWorker(worker.view(counts.get(id).copied().unwrap_or(0)))
-                }
+                Some(worker) => StoreOp::PutWorker(worker.view(self.placements.count(id))),
                 None => StoreOp::DeleteWorker(id.clone()),
             });
         }
@@ -140,7 +137,6 @@ impl Engine {
 
     /// Everything the controller knows, as stored.
     fn snapshot(&self) -> StoredState {
-        let counts = self.instances_per_worker();
         StoredState {
             services: self.services.values().map(ServiceRecord::stored).collect(),
             instances: self
@@ -151,7 +147,7 @@ impl Engine {
             workers: self
                 .workers
                 .iter()
-                .map(|w| w.view(counts.get(&w.id).copied().unwrap_or(0)))
+                .map(|w| w.view(self.placements.count(&w.id)))
                 .collect(),
         }
     }

@@ -3,6 +3,7 @@
 //! nothing to do changes nothing.
 
 use std::cmp::Reverse;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -28,16 +29,14 @@ impl Engine {
 
     /// The workers as the scheduler sees them, with what is placed on each.
     pub(super) fn cluster_view(&self) -> ClusterView {
-        let counts = self.instances_per_worker();
-        let allocated = self.allocated_per_worker();
         ClusterView {
             workers: self
                 .workers
                 .iter()
                 .map(|w| {
                     w.candidate(
-                        counts.get(&w.id).copied().unwrap_or(0),
-                        allocated.get(&w.id).copied(),
+                        self.placements.count(&w.id),
+                        Some(self.placements.allocated(&w.id)),
                     )
                 })
                 .collect(),
@@ -160,16 +159,16 @@ impl Engine {
         if ready.is_empty() {
             return;
         }
+        let mut on: HashMap<&WorkerId, u32> = HashMap::new();
+        for instance in service.instances.values() {
+            if let (false, Some(worker)) = (instance.state().is_final(), &instance.worker) {
+                *on.entry(worker).or_default() += 1;
+            }
+        }
         cluster.service_instances = cluster
             .workers
             .iter()
-            .map(|w| {
-                service
-                    .instances
-                    .values()
-                    .filter(|i| !i.state().is_final() && i.worker.as_ref() == Some(&w.id))
-                    .count() as u32
-            })
+            .map(|w| on.get(&w.id).copied().unwrap_or(0))
             .collect();
         // Replacements prefer workers where the service's instances did not just fail.
         let mut avoid: Vec<WorkerId> = service
@@ -215,6 +214,7 @@ impl Engine {
                         instance.start_in_flight = true;
                         instance.unplaced = false;
                     }
+                    self.reindex(name, id);
                     cluster.record_placement(&worker.id, &spec.resources);
                     self.spawn_start(spec.instance(id), &worker);
                 }
@@ -299,6 +299,7 @@ impl Engine {
         finals.sort();
         for (_, id) in &finals[..finals.len() - keep] {
             service.instances.remove(id);
+            self.placements.set(name, *id, None);
             self.persistence.dirty.instances.insert((name.clone(), *id));
         }
     }
@@ -309,6 +310,9 @@ impl Engine {
             return;
         };
         let view = service.view();
+        for id in service.instances.keys() {
+            self.placements.set(name, *id, None);
+        }
         tracing::info!(service = %name, "service deleted");
         self.persistence.dirty.services.insert(name.clone());
         self.dirty_routes.insert(name.clone());

@@ -183,23 +183,21 @@ impl Engine {
     }
 
     /// (service, instance, state) of the non-final instances on `worker` that `filter` selects.
-    fn instances_on(
+    pub fn instances_on(
         &self,
         worker: &WorkerId,
         filter: impl Fn(&super::records::InstanceRecord) -> bool,
     ) -> Vec<(ServiceName, InstanceId, InstanceState)> {
-        let mut found = Vec::new();
-        for (name, service) in &self.services {
-            for instance in service.instances.values() {
-                if instance.worker.as_ref() == Some(worker)
+        self.placements
+            .on(worker)
+            .filter_map(|(name, id)| {
+                let instance = self.services.get(name)?.instances.get(id)?;
+                (instance.worker.as_ref() == Some(worker)
                     && !instance.state().is_final()
-                    && filter(instance)
-                {
-                    found.push((name.clone(), instance.id, instance.state()));
-                }
-            }
-        }
-        found
+                    && filter(instance))
+                .then(|| (name.clone(), *id, instance.state()))
+            })
+            .collect()
     }
 
     /// Marks the routes of every service with a running instance on `worker` as changed.
