@@ -52,6 +52,22 @@ pub struct StoredService {
     pub slots_reset_at: Option<SystemTime>,
 }
 
+impl StoredService {
+    /// A service created at `created_at`, at its first revision, never updated.
+    pub fn new(spec: ServiceSpec, created_at: SystemTime) -> Self {
+        Self {
+            spec,
+            created_at,
+            deleting: false,
+            revision: first_revision(),
+            latest_revision: first_revision(),
+            previous: None,
+            rollout: None,
+            slots_reset_at: None,
+        }
+    }
+}
+
 /// Everything a store holds.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StoredState {
