@@ -4,6 +4,7 @@
 //! the previous revision comes back if no new instance becomes healthy within the deadline.
 
 use std::cmp::Reverse;
+use std::collections::HashSet;
 use std::time::SystemTime;
 
 use tokio::time::Instant;
@@ -94,7 +95,7 @@ impl Engine {
         let available = serving_old.len() + new.iter().filter(|i| healthy(i)).count();
         let removable =
             available.saturating_sub(replicas.saturating_sub(update.max_unavailable as usize));
-        let mut stop: Vec<InstanceId> = old
+        let mut stop: HashSet<InstanceId> = old
             .iter()
             .filter(|i| i.state() != InstanceState::Running)
             .map(|i| i.id)
@@ -109,7 +110,11 @@ impl Engine {
     /// Refreshes the rollout's count of healthy new replicas, completes it when only healthy
     /// new replicas are left, and rolls it back when it made no progress within the deadline.
     fn track_rollout(&mut self, name: &ServiceName, now: Instant) {
-        let Some(service) = self.services.get_mut(name) else {
+        let Some(service) = self
+            .services
+            .get_mut(name)
+            .filter(|s| s.rollout.as_ref().is_some_and(|r| r.state.is_active()))
+        else {
             return;
         };
         let min_ready = service.spec.update.min_ready;
