@@ -25,6 +25,7 @@
 //! assert_eq!(life.state, InstanceState::Running);
 //! ```
 
+pub mod autoscale;
 pub mod controller;
 pub mod metrics;
 pub mod model;
