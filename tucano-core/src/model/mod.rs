@@ -1,5 +1,6 @@
 //! The domain model: names, ids, specs, metrics and the instance state machine.
 
+mod autoscale_spec;
 mod balancing_spec;
 mod health_spec;
 mod ids;
@@ -16,6 +17,7 @@ mod service_name;
 mod service_spec;
 mod update_spec;
 
+pub use autoscale_spec::{AutoscaleSpec, PolicySpec};
 pub use balancing_spec::{
     BalancingSpec, DEFAULT_BALANCING_POLICY, HashKey, MAX_CHOICE_COUNT, OutlierSpec,
 };
