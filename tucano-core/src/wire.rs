@@ -78,6 +78,23 @@ pub struct ServiceView {
     pub created_at: SystemTime,
     /// Its instances.
     pub instances: Vec<InstanceView>,
+    /// The latest replica changes the autoscaler made, oldest first, each with its cause.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scaling_events: Vec<ScalingEvent>,
+}
+
+/// A replica change the autoscaler made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScalingEvent {
+    /// When the controller applied it.
+    #[serde(with = "humantime_serde")]
+    pub at: SystemTime,
+    /// Replicas before.
+    pub from: u32,
+    /// Replicas after.
+    pub to: u32,
+    /// Why, with the signals that caused it.
+    pub reason: String,
 }
 
 /// `GET /v1/services`.

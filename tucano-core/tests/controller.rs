@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use support::*;
+use tucano_core::autoscale::ScalingDecision;
 use tucano_core::controller::{Controller, ControllerError, ControllerParts, DeleteOutcome};
 use tucano_core::scheduler::Pipeline;
 use tucano_core::store::{MemoryStore, Store};
@@ -463,4 +464,55 @@ async fn deleting_twice_joins_the_first_delete() {
         matches!(second, Ok(DeleteOutcome::Deleted(_))),
         "{second:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn autoscaler_decisions_change_replicas_and_are_recorded_with_their_cause() {
+    let h = harness().await;
+    h.register("a").await;
+    h.controller.create_service(spec("web", 1)).await.unwrap();
+    let decision = |from, to, reason: &str| ScalingDecision {
+        at: Duration::ZERO,
+        from,
+        to,
+        reason: reason.into(),
+    };
+    let view = h
+        .controller
+        .apply_scaling("web", decision(1, 3, "every replica full"))
+        .await
+        .unwrap();
+    assert_eq!(view.spec.replicas, 3);
+    assert_eq!(view.instances.len(), 3);
+    assert_eq!(view.scaling_events.len(), 1);
+    assert_eq!(
+        (view.scaling_events[0].from, view.scaling_events[0].to),
+        (1, 3)
+    );
+    assert_eq!(view.scaling_events[0].reason, "every replica full");
+    // A decision made on a count that has changed since is dropped.
+    let stale = h
+        .controller
+        .apply_scaling("web", decision(1, 2, "stale"))
+        .await
+        .unwrap();
+    assert_eq!(stale.spec.replicas, 3);
+    assert_eq!(stale.scaling_events.len(), 1);
+    // Only the latest 20 are kept, oldest first.
+    for i in 0..25u32 {
+        let from = 3 + i % 2;
+        h.controller
+            .apply_scaling("web", decision(from, 7 - from, &format!("flip {i}")))
+            .await
+            .unwrap();
+    }
+    let view = h.controller.service("web").await.unwrap();
+    assert_eq!(view.scaling_events.len(), 20);
+    assert_eq!(view.scaling_events[19].reason, "flip 24");
+    assert!(matches!(
+        h.controller
+            .apply_scaling("nope", decision(1, 2, "x"))
+            .await,
+        Err(ControllerError::ServiceNotFound(_))
+    ));
 }

@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use tucano_core::store::{MemoryStore, SqliteStore, Store, StoreOp, StoredService, StoredState};
-use tucano_core::wire::{InstanceView, WorkerState, WorkerView};
+use tucano_core::wire::{InstanceView, ScalingEvent, WorkerState, WorkerView};
 use tucano_core::{
     BootId, InstanceId, InstanceState, Resources, RolloutState, RolloutStatus, RuntimeKind,
     ServiceSpec,
@@ -32,6 +32,12 @@ fn service(name: &str, replicas: u32) -> StoredService {
             updated_at: SystemTime::now(),
         }),
         slots_reset_at: Some(SystemTime::now()),
+        scaling_events: vec![ScalingEvent {
+            at: SystemTime::now(),
+            from: 1,
+            to: 2,
+            reason: "every replica full".into(),
+        }],
     }
 }
 

@@ -12,6 +12,7 @@ use super::placements::Placements;
 use super::records::{InstanceRecord, ServiceRecord};
 use super::worker_registry::{WorkerRecord, WorkerRegistry};
 use super::{ControllerConfig, ControllerError, ControllerParts};
+use crate::autoscale::ScalingDecision;
 use crate::model::{
     InstanceEvent, InstanceId, InstanceState, ServiceName, ServiceSpec, WorkerId, validate_replicas,
 };
@@ -41,6 +42,11 @@ pub(crate) enum Command {
     GetService(String, Reply<Result<ServiceView, ControllerError>>),
     ScaleService(String, u32, Reply<Result<ServiceView, ControllerError>>),
     UpdateService(ServiceSpec, Reply<Result<ServiceView, ControllerError>>),
+    ApplyScaling(
+        String,
+        ScalingDecision,
+        Reply<Result<ServiceView, ControllerError>>,
+    ),
     DeleteService(String, Reply<Result<DeleteStarted, ControllerError>>),
     ListWorkers(Reply<Vec<WorkerView>>),
     Register(
@@ -210,6 +216,9 @@ impl Engine {
             }
             Command::UpdateService(spec, reply) => {
                 let _ = reply.send(self.update_service(spec));
+            }
+            Command::ApplyScaling(name, decision, reply) => {
+                let _ = reply.send(self.apply_scaling(&name, decision));
             }
             Command::DeleteService(name, reply) => {
                 let _ = reply.send(self.delete_service(&name));

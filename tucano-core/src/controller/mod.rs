@@ -12,6 +12,7 @@ mod reconcile;
 mod records;
 mod reports;
 mod rollout;
+mod scaling;
 mod worker_calls;
 mod worker_registry;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::autoscale::ScalingDecision;
 use crate::model::{AttemptLimits, ServiceName, ServiceSpec, WorkerId};
 use crate::retry::RetryPolicy;
 use crate::scheduler::Scheduler;
@@ -232,6 +234,18 @@ impl ControllerHandle {
     /// `update` says; any other change applies at once.
     pub async fn update_service(&self, spec: ServiceSpec) -> Result<ServiceView, ControllerError> {
         self.ask(|reply| Command::UpdateService(spec, reply))
+            .await?
+    }
+
+    /// Applies an autoscaler's decision: the replicas become `decision.to` if they still are
+    /// `decision.from`, and the change is recorded with its reason on the service.
+    pub async fn apply_scaling(
+        &self,
+        name: &str,
+        decision: ScalingDecision,
+    ) -> Result<ServiceView, ControllerError> {
+        let name = name.to_owned();
+        self.ask(|reply| Command::ApplyScaling(name, decision, reply))
             .await?
     }
 

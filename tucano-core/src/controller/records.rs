@@ -1,6 +1,6 @@
 //! What the controller remembers about each service and instance.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
@@ -12,7 +12,7 @@ use crate::model::{
 };
 use crate::runtime::ExitStatus;
 use crate::store::StoredService;
-use crate::wire::{InstanceView, ReplicaCounts, ServiceView};
+use crate::wire::{InstanceView, ReplicaCounts, ScalingEvent, ServiceView};
 
 /// One instance, as the controller tracks it.
 #[derive(Debug, Clone)]
@@ -172,7 +172,12 @@ pub(crate) struct ServiceRecord {
     /// Instances that ended before this and that the restart policy did not replace no longer
     /// hold their replica slot.
     pub slots_reset_at: Option<SystemTime>,
+    /// The latest autoscaler changes, oldest first, at most [`SCALING_EVENTS`].
+    pub scaling_events: VecDeque<ScalingEvent>,
 }
+
+/// Autoscaler changes kept per service.
+pub(crate) const SCALING_EVENTS: usize = 20;
 
 impl ServiceRecord {
     pub fn new(spec: ServiceSpec) -> Self {
@@ -188,6 +193,7 @@ impl ServiceRecord {
             rollout: None,
             rollout_progress_at: Instant::now(),
             slots_reset_at: None,
+            scaling_events: VecDeque::new(),
         }
     }
 
@@ -201,6 +207,7 @@ impl ServiceRecord {
             previous: stored.previous,
             rollout: stored.rollout,
             slots_reset_at: stored.slots_reset_at,
+            scaling_events: stored.scaling_events.into(),
             ..Self::new(stored.spec)
         }
     }
@@ -215,6 +222,7 @@ impl ServiceRecord {
             previous: self.previous.clone(),
             rollout: self.rollout.clone(),
             slots_reset_at: self.slots_reset_at,
+            scaling_events: self.scaling_events.iter().cloned().collect(),
         }
     }
 
@@ -266,6 +274,7 @@ impl ServiceRecord {
             deleting: self.deleting,
             created_at: self.created_at,
             instances,
+            scaling_events: self.scaling_events.iter().cloned().collect(),
         }
     }
 }

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{InstanceId, RolloutStatus, ServiceName, ServiceSpec, WorkerId, first_revision};
-use crate::wire::{InstanceView, WorkerView};
+use crate::wire::{InstanceView, ScalingEvent, WorkerView};
 
 /// A service as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,6 +50,9 @@ pub struct StoredService {
         with = "humantime_serde"
     )]
     pub slots_reset_at: Option<SystemTime>,
+    /// The latest replica changes the autoscaler made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scaling_events: Vec<ScalingEvent>,
 }
 
 impl StoredService {
@@ -64,6 +67,7 @@ impl StoredService {
             previous: None,
             rollout: None,
             slots_reset_at: None,
+            scaling_events: Vec::new(),
         }
     }
 }
