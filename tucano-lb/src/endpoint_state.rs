@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::decay::rtt_keep;
+use crate::latency_histogram::LatencyHistogram;
 
 /// Latency estimate of an endpoint nothing was measured on yet.
 pub const DEFAULT_RTT_NS: f64 = 30_000_000.0;
@@ -38,6 +39,7 @@ pub struct EndpointState {
     healthy: AtomicBool,
     health_successes: AtomicU32,
     health_failures: AtomicU32,
+    latencies: LatencyHistogram,
 }
 
 impl Default for EndpointState {
@@ -64,6 +66,7 @@ impl EndpointState {
             healthy: AtomicBool::new(true),
             health_successes: AtomicU32::new(0),
             health_failures: AtomicU32::new(0),
+            latencies: LatencyHistogram::default(),
         }
     }
 
@@ -94,6 +97,7 @@ impl EndpointState {
     /// above the estimate replaces it, one below is averaged in with a weight that grows with
     /// the time since the last sample — and the run of consecutive failures.
     pub fn observe(&self, latency_ns: u64, failed: bool, now_ns: u64) {
+        self.latencies.record(latency_ns);
         let sample = if failed {
             latency_ns.max(FAILURE_PENALTY_NS)
         } else {
@@ -117,6 +121,17 @@ impl EndpointState {
         } else {
             self.consecutive_failures.store(0, Ordering::Relaxed);
         }
+    }
+
+    /// Every observed request's latency, counted by bucket since the endpoint was first seen.
+    pub fn latencies(&self) -> &LatencyHistogram {
+        &self.latencies
+    }
+
+    /// When the last request's outcome was observed (the endpoint's first sighting if none
+    /// was).
+    pub fn last_observed_ns(&self) -> u64 {
+        self.rtt_at_ns.load(Ordering::Relaxed)
     }
 
     /// The latency estimate at `now_ns`, in nanoseconds: the last estimate decayed towards 0
