@@ -4,11 +4,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use tokio::sync::watch;
+use tucano_core::autoscale::{AutoscaleLoopConfig, run_autoscalers};
 use tucano_core::controller::{Controller, ControllerConfig, ControllerHandle, ControllerParts};
 use tucano_core::scheduler::{Pipeline, Strategy};
 use tucano_core::store::{MemoryStore, SqliteStore, Store};
 use tucano_http::{ApiServer, ControllerClient, WorkerClient, controller_router};
-use tucano_lb::{Proxy, ProxyConfig, ProxyServer, RouteMode, RoutingTable};
+use tucano_lb::{BalancerSignals, Proxy, ProxyConfig, ProxyServer, RouteMode, RoutingTable};
 
 use crate::node_error::{NodeError, bind};
 
@@ -57,6 +59,8 @@ pub struct ControllerNodeConfig {
     /// The placement strategy of services whose spec names none (`least_loaded` by
     /// default; `spread` or `binpack`).
     pub placement_strategy: Strategy,
+    /// How often the autoscalers of services with `autoscale` look at the balancer's signals.
+    pub autoscale: AutoscaleLoopConfig,
 }
 
 impl ControllerNodeConfig {
@@ -71,6 +75,7 @@ impl ControllerNodeConfig {
             proxy: ProxyConfig::default(),
             route_mode: RouteMode::default(),
             placement_strategy: Strategy::default(),
+            autoscale: AutoscaleLoopConfig::default(),
         }
     }
 }
@@ -95,6 +100,7 @@ pub struct ControllerNode {
     balancer: ProxyServer,
     routes: Arc<RoutingTable>,
     client: ControllerClient,
+    autoscaling: (watch::Sender<bool>, tokio::task::JoinHandle<()>),
 }
 
 impl ControllerNode {
@@ -125,6 +131,13 @@ impl ControllerNode {
         )?;
         let balancer = Proxy::serve(balancer_listener, routes.clone(), config.proxy)?;
         let client = ControllerClient::new(&format!("http://{}", api.local_addr()))?;
+        let (stop_autoscaling, stopped) = watch::channel(false);
+        let autoscaling = tokio::spawn(run_autoscalers(
+            controller.clone(),
+            BalancerSignals::new(routes.clone()),
+            config.autoscale,
+            stopped,
+        ));
         tracing::info!(api = %api.local_addr(), balancer = %balancer.local_addr(), route_mode = ?config.route_mode, "controller node started");
         Ok(Self {
             controller,
@@ -132,6 +145,7 @@ impl ControllerNode {
             balancer,
             routes,
             client,
+            autoscaling: (stop_autoscaling, autoscaling),
         })
     }
 
@@ -165,8 +179,12 @@ impl ControllerNode {
         &self.client
     }
 
-    /// Stops the balancer and the API (letting open requests finish), then the controller.
+    /// Stops the autoscalers, the balancer and the API (letting open requests finish), then
+    /// the controller.
     pub async fn shutdown(self) {
+        let (stop_autoscaling, autoscaling) = self.autoscaling;
+        let _ = stop_autoscaling.send(true);
+        let _ = autoscaling.await;
         self.balancer.shutdown().await;
         self.api.shutdown().await;
         self.controller.shutdown().await;

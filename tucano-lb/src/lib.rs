@@ -106,5 +106,5 @@ pub use route::Route;
 pub use route_mode::RouteMode;
 pub use routing_table::{RoutingTable, SelectError};
 pub use server::ProxyServer;
-pub use signal_sampler::SignalSampler;
+pub use signal_sampler::{BalancerSignals, SignalSampler};
 pub use worker_proxy::WorkerProxy;

@@ -3,11 +3,13 @@
 //! sample.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tucano_core::ServiceName;
-use tucano_core::autoscale::{ReplicaLoad, ServiceSignals};
+use tucano_core::autoscale::{ReplicaLoad, ServiceSignals, SignalSource};
 
+use crate::clock;
 use crate::latency_histogram::{BUCKETS, quantile};
 use crate::routing_table::RoutingTable;
 
@@ -85,13 +87,37 @@ impl SignalSampler {
     }
 }
 
+/// A routing table with its sampler, as the autoscaling loop's signal source.
+pub struct BalancerSignals {
+    table: Arc<RoutingTable>,
+    sampler: SignalSampler,
+}
+
+impl BalancerSignals {
+    /// Signals of the services in `table`.
+    pub fn new(table: Arc<RoutingTable>) -> Self {
+        Self {
+            table,
+            sampler: SignalSampler::new(),
+        }
+    }
+}
+
+impl SignalSource for BalancerSignals {
+    fn now(&self) -> Duration {
+        Duration::from_nanos(clock::now_ns())
+    }
+
+    fn sample(&mut self) -> Vec<(ServiceName, ServiceSignals)> {
+        self.sampler.sample(&self.table, clock::now_ns())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tucano_core::transport::{Endpoint, EndpointSink, RouteSpec};
     use tucano_core::{InstanceId, WorkerId};
-
-    use crate::clock;
 
     const MS: u64 = 1_000_000;
 

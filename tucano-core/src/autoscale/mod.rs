@@ -7,6 +7,7 @@
 //! replica count; the reconciler does the rest.
 
 mod capacity;
+mod driver;
 mod signals;
 mod target;
 mod threshold;
@@ -15,6 +16,7 @@ mod to_zero;
 use std::time::Duration;
 
 pub use capacity::Capacity;
+pub use driver::{AutoscaleLoopConfig, SignalSource, run_autoscalers};
 pub use signals::{Metric, ReplicaLoad, ServiceSignals};
 pub use target::{RateLimit, Target};
 pub use threshold::Threshold;

@@ -320,7 +320,36 @@ impl From<AutoscaleSpec> for RawAutoscaleSpec {
     }
 }
 
+/// Metrics the controller node's signal source (the balancer) provides today.
+pub const COLLECTED_METRICS: [Metric; 3] =
+    [Metric::InFlight, Metric::RequestRate, Metric::LatencyP95Ms];
+
 impl AutoscaleSpec {
+    /// Checks what the running system can honour: the metric must be one the balancer
+    /// collects ([`COLLECTED_METRICS`]), and `to_zero` needs an activator to hold requests
+    /// while the first replica starts, which the balancer does not have yet. Either would
+    /// otherwise be accepted and silently do nothing.
+    pub fn check_supported(&self) -> Result<(), String> {
+        let metric = match &self.policy {
+            PolicySpec::Threshold { metric, .. } | PolicySpec::Target { metric, .. } => {
+                Some(*metric)
+            }
+            PolicySpec::Capacity { .. } => None,
+        };
+        if let Some(metric) = metric.filter(|m| !COLLECTED_METRICS.contains(m)) {
+            return Err(format!(
+                "autoscale.metric {metric} is not collected yet; available: in_flight, request_rate, latency_p95_ms"
+            ));
+        }
+        if self.to_zero.is_some() {
+            return Err(
+                "autoscale.to_zero is not supported yet: the balancer cannot yet hold requests while the first replica starts"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     /// The autoscaler this spec describes, trusting signals up to `max_signal_age` old.
     pub fn autoscaler(&self, max_signal_age: Duration) -> Autoscaler {
         let policy: Box<dyn ScalingPolicy> = match &self.policy {

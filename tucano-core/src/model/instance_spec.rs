@@ -61,6 +61,7 @@ impl InstanceSpec {
             placement: Default::default(),
             restart: Default::default(),
             update: Default::default(),
+            autoscale: None,
         }
         .validate()
     }

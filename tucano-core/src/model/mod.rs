@@ -17,7 +17,7 @@ mod service_name;
 mod service_spec;
 mod update_spec;
 
-pub use autoscale_spec::{AutoscaleSpec, PolicySpec};
+pub use autoscale_spec::{AutoscaleSpec, COLLECTED_METRICS, PolicySpec};
 pub use balancing_spec::{
     BalancingSpec, DEFAULT_BALANCING_POLICY, HashKey, MAX_CHOICE_COUNT, OutlierSpec,
 };

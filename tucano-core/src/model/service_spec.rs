@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BalancingSpec, HealthSpec, InstanceId, InstanceSpec, PlacementSpec, PullPolicy, Resources,
-    RestartPolicy, RuntimeKind, ServiceName, UpdateSpec,
+    AutoscaleSpec, BalancingSpec, HealthSpec, InstanceId, InstanceSpec, PlacementSpec, PullPolicy,
+    Resources, RestartPolicy, RuntimeKind, ServiceName, UpdateSpec,
 };
 
 /// Most replicas one service may ask for.
@@ -91,6 +91,9 @@ pub struct ServiceSpec {
     /// How a changed spec replaces the running instances (surge, unavailability, deadline).
     #[serde(default, skip_serializing_if = "UpdateSpec::is_default")]
     pub update: UpdateSpec,
+    /// How the replica count follows load, if it does (`replicas` is then where it starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaleSpec>,
 }
 
 fn default_replicas() -> u32 {
@@ -129,6 +132,7 @@ impl ServiceSpec {
             placement: PlacementSpec::default(),
             restart: RestartPolicy::default(),
             update: UpdateSpec::default(),
+            autoscale: None,
         }
     }
 
@@ -202,6 +206,9 @@ impl ServiceSpec {
         self.balancing.validate().map_err(SpecError)?;
         self.placement.validate().map_err(SpecError)?;
         self.update.validate().map_err(SpecError)?;
+        if let Some(autoscale) = &self.autoscale {
+            autoscale.check_supported().map_err(SpecError)?;
+        }
         if let Some(health) = &self.health {
             health.validate().map_err(SpecError)?;
         }
@@ -313,6 +320,8 @@ mod tests {
             r#"{"name":"a","image":"demo","port":0}"#,
             r#"{"name":"a","command":["x"],"port":8080}"#,
             r#"{"name":"a","image":"demo","pull":"sometimes"}"#,
+            r#"{"name":"a","command":["x"],"autoscale":{"policy":"target","max":3,"metric":"cpu","target":0.5}}"#,
+            r#"{"name":"a","command":["x"],"autoscale":{"policy":"capacity","max":3,"to_zero":{"idle_timeout":"1m"}}}"#,
         ];
         for case in cases {
             let parsed = serde_json::from_str::<ServiceSpec>(case);

@@ -1,0 +1,94 @@
+//! The autoscaling loop: every interval, sample the signals, run each autoscaled service's
+//! [`Autoscaler`], and hand the decisions to the controller.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{Autoscaler, ServiceSignals};
+use crate::controller::ControllerHandle;
+use crate::model::{AutoscaleSpec, ServiceName};
+
+/// Where an autoscaler's signals come from (the balancer, a simulator, ...).
+pub trait SignalSource: Send {
+    /// The source's clock: the time its signals are stamped with.
+    fn now(&self) -> Duration;
+    /// Every service's signals, now.
+    fn sample(&mut self) -> Vec<(ServiceName, ServiceSignals)>;
+}
+
+/// Settings of the autoscaling loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AutoscaleLoopConfig {
+    /// Time between two rounds.
+    pub interval: Duration,
+    /// Signals older than this are stale (they never cause a scale-down).
+    pub max_signal_age: Duration,
+}
+
+impl Default for AutoscaleLoopConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(1),
+            max_signal_age: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Runs the autoscalers of every service whose spec has `autoscale` until `shutdown` turns
+/// true (or its sender is gone). An autoscaler is rebuilt when its spec changes, so a policy
+/// edited with `PUT` starts afresh.
+pub async fn run_autoscalers(
+    controller: ControllerHandle,
+    mut source: impl SignalSource,
+    config: AutoscaleLoopConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut autoscalers: HashMap<ServiceName, (AutoscaleSpec, Autoscaler)> = HashMap::new();
+    let mut tick = tokio::time::interval(config.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+                continue;
+            }
+        }
+        let Ok(services) = controller.list_services().await else {
+            return;
+        };
+        let signals: HashMap<ServiceName, ServiceSignals> = source.sample().into_iter().collect();
+        let now = source.now();
+        let mut live = HashMap::with_capacity(autoscalers.len());
+        for service in services {
+            let Some(spec) = service.spec.autoscale.clone().filter(|_| !service.deleting) else {
+                continue;
+            };
+            let (_, autoscaler) = match autoscalers.remove(&service.name) {
+                Some((known, autoscaler)) if known == spec => live
+                    .entry(service.name.clone())
+                    .or_insert((known, autoscaler)),
+                _ => {
+                    let autoscaler = spec.autoscaler(config.max_signal_age);
+                    live.entry(service.name.clone())
+                        .or_insert((spec, autoscaler))
+                }
+            };
+            let current = service.spec.replicas;
+            let Some(decision) = autoscaler.decide(now, current, signals.get(&service.name)) else {
+                continue;
+            };
+            if let Err(error) = controller
+                .apply_scaling(service.name.as_str(), decision)
+                .await
+            {
+                tracing::warn!(service = %service.name, %error, "autoscaling decision not applied");
+            }
+        }
+        autoscalers = live;
+    }
+}
