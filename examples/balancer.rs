@@ -305,7 +305,11 @@ fn route_spec(flags: &Flags, registry: &PolicyRegistry) -> Result<RouteSpec, Set
         }
         None => None,
     };
-    Ok(RouteSpec { balancing, health })
+    Ok(RouteSpec {
+        balancing,
+        health,
+        ..RouteSpec::default()
+    })
 }
 
 /// Refuses a service named by two `--service` flags.

@@ -87,3 +87,48 @@ async fn capacity_policy_scales_up_under_load_and_back_down_when_idle() {
     cluster.client().delete_service("busy").await.unwrap();
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_service_goes_to_zero_and_its_next_request_brings_it_back() {
+    let cluster = Cluster::start(
+        1,
+        |config| config.autoscale.interval = Duration::from_millis(200),
+        |client| client,
+    )
+    .await;
+    let mut spec = demo_spec("sleepy", 1);
+    spec.autoscale = Some(
+        serde_json::from_str(
+            r#"{"policy": "capacity", "min": 1, "max": 2, "idle_timeout": "60s",
+                "to_zero": {"idle_timeout": "1s"}}"#,
+        )
+        .unwrap(),
+    );
+    cluster.client().create_service(&spec).await.unwrap();
+    cluster.wait_running("sleepy", 1).await;
+    let asleep = cluster
+        .wait_for("sleepy", Duration::from_secs(20), |v| {
+            v.spec.replicas == 0 && v.replicas.running == 0 && v.replicas.terminating == 0
+        })
+        .await;
+    let to_zero = asleep.scaling_events.last().unwrap();
+    assert_eq!((to_zero.from, to_zero.to), (1, 0));
+    assert!(to_zero.reason.contains("no traffic"), "{}", to_zero.reason);
+
+    // The first request waits in the balancer while a replica starts, then is served.
+    let began = Instant::now();
+    let (status, body) = cluster.get("sleepy", "/").await;
+    let cold = began.elapsed();
+    assert_eq!(status, 200, "{body}");
+    eprintln!("scale from zero: first request answered after {cold:?}");
+    let awake = cluster.client().service("sleepy").await.unwrap();
+    let wake = awake.scaling_events.last().unwrap();
+    assert_eq!((wake.from, wake.to), (0, 1));
+    assert!(
+        wake.reason.contains("wait for a replica"),
+        "{}",
+        wake.reason
+    );
+    cluster.client().delete_service("sleepy").await.unwrap();
+    cluster.shutdown().await;
+}

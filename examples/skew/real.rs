@@ -166,7 +166,7 @@ async fn run_policies(
         );
         let route = RouteSpec {
             balancing: balancing(policy),
-            health: None,
+            ..RouteSpec::default()
         };
         EndpointSink::publish(table.as_ref(), &service, &route, endpoints.clone());
         let config = ProxyConfig {

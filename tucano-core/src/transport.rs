@@ -110,14 +110,23 @@ pub struct RouteSpec {
     pub balancing: BalancingSpec,
     /// Active health checks, if any.
     pub health: Option<HealthSpec>,
+    /// When set, a request arriving while the service has no running instance waits up to
+    /// this long for one instead of failing at once (the activator of scale to zero).
+    pub hold_while_empty: Option<Duration>,
 }
 
 impl RouteSpec {
-    /// The route of a service spec.
+    /// The route of a service spec: a service that scales to zero holds requests while its
+    /// first instance starts, up to its startup timeout.
     pub fn of(spec: &ServiceSpec) -> Self {
         Self {
             balancing: spec.balancing.clone(),
             health: spec.health.clone(),
+            hold_while_empty: spec
+                .autoscale
+                .as_ref()
+                .and_then(|a| a.to_zero)
+                .map(|_| spec.startup_timeout),
         }
     }
 }

@@ -56,6 +56,7 @@
 
 #![warn(missing_docs)]
 
+mod activator;
 mod backend;
 mod balancer;
 mod body;
@@ -86,6 +87,7 @@ mod server;
 mod signal_sampler;
 mod worker_proxy;
 
+pub use activator::MAX_HELD;
 pub use backend::Backend;
 pub use balancer::{Balancer, PickContext};
 pub use config::ProxyConfig;

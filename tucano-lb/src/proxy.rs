@@ -22,6 +22,7 @@ use crate::failure::Failure;
 use crate::forward::{ClientAddress, Forwarder, RequestBody, append_forwarded_for};
 use crate::headers::{ERROR_HEADER, INSTANCE_HEADER, LOAD_HEADER};
 use crate::maintenance::Maintenance;
+use crate::pick::Pick;
 use crate::route_mode::RouteMode;
 use crate::routing_table::{RoutingTable, SelectError};
 use crate::server::{self, Handler, ProxyServer};
@@ -103,11 +104,16 @@ impl Proxy {
         }
         let started = clock::now_ns();
         let host = request_host(&request)?;
-        let mut pick = {
+        let selected = {
             let context = PickContext::new(client.ip(), request.headers(), started);
-            self.table
-                .select_by_host(host.as_bytes(), &context)
-                .map_err(|error| select_failure(error, host.as_bytes()))?
+            self.table.select_by_host(host.as_bytes(), &context)
+        };
+        let mut pick = match selected {
+            Ok(pick) => pick,
+            Err(SelectError::NoInstance) => {
+                self.activate(host.as_bytes(), client, &request).await?
+            }
+            Err(error) => return Err(select_failure(error, host.as_bytes())),
         };
         let replay = Replay::capture(&request);
         let mut first = Some(request);
@@ -275,6 +281,52 @@ fn request_host(request: &Request<Incoming>) -> Result<HeaderValue, Failure> {
                     "the request has no Host header; send the service name as Host",
                 )
             }),
+    }
+}
+
+impl Proxy {
+    /// A pick for a request to a service without a running instance, if its route holds such
+    /// requests (scale to zero): it waits in the service's activator — at most
+    /// [`MAX_HELD`](crate::MAX_HELD) requests, each for at most the route's wait — and is
+    /// picked for as soon as an instance is published. Otherwise 503 `no_instance`.
+    async fn activate(
+        &self,
+        host: &[u8],
+        client: &ClientAddress,
+        request: &Request<Incoming>,
+    ) -> Result<Pick, Failure> {
+        let no_instance = || select_failure(SelectError::NoInstance, host);
+        let route = crate::host::normalize(host)
+            .ok()
+            .and_then(|service| self.table.route(&service))
+            .ok_or_else(no_instance)?;
+        let Some(wait) = route.spec().hold_while_empty else {
+            return Err(no_instance());
+        };
+        let activator = Arc::clone(route.activator());
+        drop(route);
+        let Some(_held) = activator.hold() else {
+            return Err(Failure::new(
+                ErrorCode::NoInstance,
+                "too many requests already wait for the service's first instance",
+            ));
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            activator.wait().await;
+            let context = PickContext::new(client.ip(), request.headers(), clock::now_ns());
+            match self.table.select_by_host(host, &context) {
+                Ok(pick) => return Ok(pick),
+                Err(SelectError::NoInstance) if tokio::time::Instant::now() < deadline => {}
+                Err(SelectError::NoInstance) => {
+                    return Err(Failure::new(
+                        ErrorCode::NoInstance,
+                        format!("no instance of the service started within {wait:?}"),
+                    ));
+                }
+                Err(error) => return Err(select_failure(error, host)),
+            }
+        }
     }
 }
 

@@ -8,17 +8,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tucano_core::ServiceName;
 use tucano_core::transport::{Endpoint, RouteSpec};
 
+use crate::activator::Activator;
 use crate::backend::Backend;
 use crate::balancer::{Balancer, PickContext};
 use crate::endpoint_set::{BuildOptions, EndpointSet, SLOW_START_FLOOR};
 use crate::retry_budget::RetryBudget;
 
-/// What a service's successive routes share: the retry budget, and a flag that health
-/// checks raise when an endpoint's verdict changes.
+/// What a service's successive routes share: the retry budget, a flag that health checks
+/// raise when an endpoint's verdict changes, and the activator holding requests while the
+/// service has no instance.
 #[derive(Debug)]
 pub(crate) struct RouteShared {
     pub retry_budget: RetryBudget,
     pub availability_changed: AtomicBool,
+    pub activator: Arc<Activator>,
 }
 
 /// A service's endpoints together with its balancing policy, swapped in as one value so a
@@ -50,6 +53,7 @@ impl Route {
             Arc::new(RouteShared {
                 retry_budget: RetryBudget::new(spec.balancing.retry_budget_percent),
                 availability_changed: AtomicBool::new(false),
+                activator: Arc::new(Activator::default()),
             })
         });
         let (active, panic) = active_endpoints(&all, spec.balancing.panic_threshold_percent);
@@ -87,9 +91,31 @@ impl Route {
         )
     }
 
-    /// This route with another spec and policy over the same endpoints.
+    /// This route with another spec and policy over the same endpoints (a new retry budget;
+    /// the same held requests).
     pub(crate) fn with_policy(&self, spec: Arc<RouteSpec>, balancer: Arc<dyn Balancer>) -> Self {
-        Self::new(self.service.clone(), spec, balancer, self.all.clone(), None)
+        let shared = Arc::new(RouteShared {
+            retry_budget: RetryBudget::new(spec.balancing.retry_budget_percent),
+            availability_changed: AtomicBool::new(false),
+            activator: Arc::clone(&self.shared.activator),
+        });
+        Self::new(
+            self.service.clone(),
+            spec,
+            balancer,
+            self.all.clone(),
+            Some(shared),
+        )
+    }
+
+    /// The requests held while the service has no instance.
+    pub(crate) fn activator(&self) -> &Arc<Activator> {
+        &self.shared.activator
+    }
+
+    /// Requests waiting for the service's first instance.
+    pub fn waiting(&self) -> u32 {
+        self.shared.activator.waiting()
     }
 
     /// This route with its active endpoints recomputed from their current state.

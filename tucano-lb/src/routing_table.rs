@@ -242,6 +242,11 @@ impl RoutingTable {
             };
             with_route(routes, service, route)
         });
+        if !endpoints.is_empty()
+            && let Some(route) = self.routes.load().get(service.as_str())
+        {
+            route.activator().release();
+        }
         debug!(%service, endpoints = endpoints.len(), policy = %spec.balancing.policy, "endpoints published");
     }
 
@@ -320,7 +325,7 @@ mod tests {
     fn spec(policy: &str) -> RouteSpec {
         RouteSpec {
             balancing: BalancingSpec::named(policy),
-            health: None,
+            ..RouteSpec::default()
         }
     }
 

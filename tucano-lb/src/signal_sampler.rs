@@ -76,6 +76,7 @@ impl SignalSampler {
                 ServiceSignals {
                     at: Duration::from_nanos(now_ns),
                     replicas: Some(replicas),
+                    waiting: route.waiting(),
                     request_rate,
                     latency_p95,
                     ..ServiceSignals::default()

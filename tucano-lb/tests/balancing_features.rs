@@ -190,6 +190,7 @@ async fn active_health_checks_take_failing_instances_out_and_back() {
             ..BalancingSpec::default()
         },
         health: Some(health),
+        ..RouteSpec::default()
     };
     republish(&cluster, &spec, vec![]);
     let active = || {
@@ -254,4 +255,54 @@ async fn direct_mode_skips_the_worker_proxy() {
     assert_eq!(reply.json()["backend"], "direct");
     assert_eq!(backend.received("GET"), 1);
     balancer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_scaled_to_zero_holds_requests_until_an_instance_is_published() {
+    let cluster = Cluster::start(1).await;
+    let holding = RouteSpec {
+        hold_while_empty: Some(Duration::from_secs(10)),
+        ..RouteSpec::default()
+    };
+    cluster.table.publish(&service("hello"), &holding, vec![]);
+    let url = cluster.balancer_url("/");
+    let request = tokio::spawn(async move {
+        let began = std::time::Instant::now();
+        let reply = send(&client(), get(&url, "hello")).await;
+        (reply.status.as_u16(), began.elapsed())
+    });
+    let route = cluster.table.route("hello").unwrap();
+    for _ in 0..100 {
+        if route.waiting() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(route.waiting(), 1, "the request waits in the activator");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    cluster
+        .table
+        .publish(&service("hello"), &holding, vec![cluster.endpoint(0)]);
+    let (status, waited) = request.await.unwrap();
+    assert_eq!(status, 200, "released to the new instance");
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    assert_eq!(route.waiting(), 0);
+    assert_eq!(cluster.backends[0].received("GET"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_request_gets_503_when_no_instance_comes_in_time() {
+    let cluster = Cluster::start(1).await;
+    let holding = RouteSpec {
+        hold_while_empty: Some(Duration::from_millis(300)),
+        ..RouteSpec::default()
+    };
+    cluster.table.publish(&service("hello"), &holding, vec![]);
+    let began = std::time::Instant::now();
+    let reply = send(&client(), get(&cluster.balancer_url("/"), "hello")).await;
+    let waited = began.elapsed();
+    reply.assert_error(503, "no_instance");
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert_eq!(cluster.table.route("hello").unwrap().waiting(), 0);
 }

@@ -326,9 +326,7 @@ pub const COLLECTED_METRICS: [Metric; 3] =
 
 impl AutoscaleSpec {
     /// Checks what the running system can honour: the metric must be one the balancer
-    /// collects ([`COLLECTED_METRICS`]), and `to_zero` needs an activator to hold requests
-    /// while the first replica starts, which the balancer does not have yet. Either would
-    /// otherwise be accepted and silently do nothing.
+    /// collects ([`COLLECTED_METRICS`]); another would be accepted and silently do nothing.
     pub fn check_supported(&self) -> Result<(), String> {
         let metric = match &self.policy {
             PolicySpec::Threshold { metric, .. } | PolicySpec::Target { metric, .. } => {
@@ -340,12 +338,6 @@ impl AutoscaleSpec {
             return Err(format!(
                 "autoscale.metric {metric} is not collected yet; available: in_flight, request_rate, latency_p95_ms"
             ));
-        }
-        if self.to_zero.is_some() {
-            return Err(
-                "autoscale.to_zero is not supported yet: the balancer cannot yet hold requests while the first replica starts"
-                    .into(),
-            );
         }
         Ok(())
     }

@@ -321,7 +321,6 @@ mod tests {
             r#"{"name":"a","command":["x"],"port":8080}"#,
             r#"{"name":"a","image":"demo","pull":"sometimes"}"#,
             r#"{"name":"a","command":["x"],"autoscale":{"policy":"target","max":3,"metric":"cpu","target":0.5}}"#,
-            r#"{"name":"a","command":["x"],"autoscale":{"policy":"capacity","max":3,"to_zero":{"idle_timeout":"1m"}}}"#,
         ];
         for case in cases {
             let parsed = serde_json::from_str::<ServiceSpec>(case);
