@@ -220,6 +220,7 @@ fn metrics() -> NodeMetrics {
         network_tx_bytes: 98_765_432,
         disk_used_bytes: 40 << 30,
         disk_total_bytes: 200 << 30,
+        cpu_pressure: Some(0.05),
     }
 }
 

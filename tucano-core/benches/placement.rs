@@ -66,6 +66,7 @@ fn cluster(n: usize) -> ClusterView {
                 network_tx_bytes: 0,
                 disk_used_bytes: 0,
                 disk_total_bytes: 0,
+                cpu_pressure: None,
             });
             worker
         })

@@ -105,6 +105,7 @@ impl MetricsSource for NoMetrics {
             network_tx_bytes: 0,
             disk_used_bytes: 0,
             disk_total_bytes: 0,
+            cpu_pressure: None,
         })
     }
 }

@@ -1,14 +1,16 @@
-//! The autoscaling loop: every interval, sample the signals, run each autoscaled service's
-//! [`Autoscaler`], and hand the decisions to the controller.
+//! The autoscaling loop: every interval, sample the signals (adding the CPU pressure of the
+//! workers a service runs on), run each autoscaled service's [`Autoscaler`], and hand the
+//! decisions to the controller.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Autoscaler, ServiceSignals};
+use super::{Autoscaler, ServiceSignals, node_cpu_pressure};
 use crate::controller::ControllerHandle;
-use crate::model::{AutoscaleSpec, ServiceName};
+use crate::model::{AutoscaleSpec, ServiceName, WorkerId};
+use crate::wire::WorkerView;
 
 /// Where an autoscaler's signals come from (the balancer, a simulator, ...).
 pub trait SignalSource: Send {
@@ -58,10 +60,15 @@ pub async fn run_autoscalers(
                 continue;
             }
         }
-        let Ok(services) = controller.list_services().await else {
+        let (Ok(services), Ok(workers)) = (
+            controller.list_services().await,
+            controller.list_workers().await,
+        ) else {
             return;
         };
-        let signals: HashMap<ServiceName, ServiceSignals> = source.sample().into_iter().collect();
+        let workers: HashMap<&WorkerId, &WorkerView> = workers.iter().map(|w| (&w.id, w)).collect();
+        let mut signals: HashMap<ServiceName, ServiceSignals> =
+            source.sample().into_iter().collect();
         let now = source.now();
         let mut live = HashMap::with_capacity(autoscalers.len());
         for service in services {
@@ -78,6 +85,9 @@ pub async fn run_autoscalers(
                         .or_insert((spec, autoscaler))
                 }
             };
+            if let Some(signals) = signals.get_mut(&service.name) {
+                signals.cpu_pressure = node_cpu_pressure(&service, &workers);
+            }
             let current = service.spec.replicas;
             let Some(decision) = autoscaler.decide(now, current, signals.get(&service.name)) else {
                 continue;

@@ -8,6 +8,7 @@
 
 mod capacity;
 mod driver;
+mod node_signals;
 mod signals;
 mod target;
 mod threshold;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 pub use capacity::Capacity;
 pub use driver::{AutoscaleLoopConfig, SignalSource, run_autoscalers};
+pub use node_signals::node_cpu_pressure;
 pub use signals::{Metric, ReplicaLoad, ServiceSignals};
 pub use target::{RateLimit, Target};
 pub use threshold::Threshold;

@@ -1,7 +1,9 @@
 //! The `MetricsSource` seam: where a worker's load figures come from.
 
+mod pressure;
 mod system_monitor;
 
+pub use pressure::{CPU_PRESSURE, read_cpu_pressure};
 pub use system_monitor::SystemMonitor;
 
 use async_trait::async_trait;

@@ -1,11 +1,14 @@
-//! `SystemMonitor`: the node's CPU, memory, network and disk from the OS (sysinfo).
+//! `SystemMonitor`: the node's CPU, memory, network and disk from the OS (sysinfo), and its
+//! CPU pressure (PSI).
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use sysinfo::{Disks, Networks, System};
 
+use super::pressure::{CPU_PRESSURE, read_cpu_pressure};
 use super::{MetricsError, MetricsSource};
 use crate::model::NodeMetrics;
 
@@ -87,6 +90,7 @@ impl SystemMonitor {
             network_tx_bytes,
             disk_used_bytes: disk_total_bytes.saturating_sub(disk_available),
             disk_total_bytes,
+            cpu_pressure: read_cpu_pressure(Path::new(CPU_PRESSURE)),
         }
     }
 }

@@ -320,9 +320,14 @@ impl From<AutoscaleSpec> for RawAutoscaleSpec {
     }
 }
 
-/// Metrics the controller node's signal source (the balancer) provides today.
-pub const COLLECTED_METRICS: [Metric; 3] =
-    [Metric::InFlight, Metric::RequestRate, Metric::LatencyP95Ms];
+/// Metrics the controller node provides today: the balancer's, and the CPU pressure of the
+/// workers a service runs on.
+pub const COLLECTED_METRICS: [Metric; 4] = [
+    Metric::InFlight,
+    Metric::RequestRate,
+    Metric::LatencyP95Ms,
+    Metric::CpuPressure,
+];
 
 impl AutoscaleSpec {
     /// Checks what the running system can honour: the metric must be one the balancer
@@ -336,7 +341,7 @@ impl AutoscaleSpec {
         };
         if let Some(metric) = metric.filter(|m| !COLLECTED_METRICS.contains(m)) {
             return Err(format!(
-                "autoscale.metric {metric} is not collected yet; available: in_flight, request_rate, latency_p95_ms"
+                "autoscale.metric {metric} is not collected yet; available: in_flight, request_rate, latency_p95_ms, cpu_pressure"
             ));
         }
         Ok(())

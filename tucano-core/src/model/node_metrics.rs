@@ -27,6 +27,10 @@ pub struct NodeMetrics {
     pub disk_used_bytes: u64,
     /// Size of the node's disks, bytes.
     pub disk_total_bytes: u64,
+    /// CPU pressure: share of the last 10 s some task waited for a CPU (PSI `some avg10`),
+    /// where the kernel publishes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_pressure: Option<f64>,
 }
 
 impl NodeMetrics {
