@@ -6,6 +6,9 @@
 //!
 //! Prints one line every half second: seconds since the burst began, desired and running
 //! replicas, requests completed. The demo instances are this program re-executed.
+//!
+//! `--scale-from-zero 5` measures instead how long the first request to a service scaled to
+//! zero takes, five times over (the service goes back to zero between rounds).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -32,6 +35,12 @@ struct Flags {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=512))]
     concurrency: u32,
+    /// How often the autoscalers decide (the controller node's default is 1 s).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    loop_interval: Duration,
+    /// Instead of a burst, time this many first requests to the service scaled to zero.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=50))]
+    scale_from_zero: Option<u32>,
     /// The service's autoscaling, as in its spec.
     #[arg(
         long,
@@ -62,7 +71,7 @@ async fn run(flags: Flags) -> Result<(), String> {
         serde_json::from_str(&flags.autoscale).map_err(|e| format!("--autoscale: {e}"))?;
     let any: SocketAddr = ([127, 0, 0, 1], 0).into();
     let mut config = ControllerNodeConfig::new(any, any);
-    config.autoscale.interval = Duration::from_millis(500);
+    config.autoscale.interval = flags.loop_interval;
     let controller = ControllerNode::start(config)
         .await
         .map_err(|e| e.to_string())?;
@@ -71,7 +80,10 @@ async fn run(flags: Flags) -> Result<(), String> {
         let config = WorkerNodeConfig::new(controller.api_url(), any, any);
         workers.push(WorkerNode::start(config).await.map_err(|e| e.to_string())?);
     }
-    let outcome = burst(&controller, &flags, autoscale).await;
+    let outcome = match flags.scale_from_zero {
+        Some(rounds) => from_zero(&controller, rounds).await,
+        None => burst(&controller, &flags, autoscale).await,
+    };
     for worker in workers {
         worker.shutdown().await;
     }
@@ -79,16 +91,92 @@ async fn run(flags: Flags) -> Result<(), String> {
     outcome
 }
 
+/// The demo service running this program, named `name`.
+fn demo_spec(name: &str) -> Result<ServiceSpec, String> {
+    let program = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    Ok(ServiceSpec::new(
+        name.parse().map_err(|e| format!("{e}"))?,
+        vec![program.to_string_lossy().into_owned(), SERVE_DEMO.into()],
+    ))
+}
+
+/// Waits (at most `within`) until `name` has `replicas` desired and as many running.
+async fn settle(
+    controller: &ControllerNode,
+    name: &str,
+    replicas: u32,
+    within: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let view = controller
+            .client()
+            .service(name)
+            .await
+            .map_err(|e| format!("reading the service failed: {e}"))?;
+        let settled = view.spec.replicas == replicas
+            && view.replicas.running == replicas
+            && view.replicas.terminating == 0;
+        if settled {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{name} did not settle at {replicas} replicas within {within:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Times the first request to a service that scaled itself to zero, `rounds` times.
+async fn from_zero(controller: &ControllerNode, rounds: u32) -> Result<(), String> {
+    let mut spec = demo_spec("sleepy")?;
+    spec.autoscale = Some(
+        serde_json::from_str(
+            r#"{"policy": "capacity", "min": 1, "max": 2, "idle_timeout": "60s", "to_zero": {"idle_timeout": "2s"}}"#,
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    let client = controller.client();
+    client
+        .create_service(&spec)
+        .await
+        .map_err(|e| format!("deploying failed: {e}"))?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let url = format!("http://{}/", controller.balancer_addr());
+    let mut worst = Duration::ZERO;
+    for round in 1..=rounds {
+        settle(controller, "sleepy", 0, Duration::from_secs(30)).await?;
+        let began = Instant::now();
+        let status = http
+            .get(&url)
+            .header("host", "sleepy")
+            .send()
+            .await
+            .map_err(|e| format!("the first request failed: {e}"))?
+            .status();
+        let took = began.elapsed();
+        worst = worst.max(took);
+        println!("round {round}: first request answered {status} after {took:.2?}");
+    }
+    println!("worst of {rounds}: {worst:.2?}");
+    client
+        .delete_service("sleepy")
+        .await
+        .map_err(|e| format!("deleting failed: {e}"))?;
+    Ok(())
+}
+
 async fn burst(
     controller: &ControllerNode,
     flags: &Flags,
     autoscale: AutoscaleSpec,
 ) -> Result<(), String> {
-    let program = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let mut spec = ServiceSpec::new(
-        "burst".parse().map_err(|e| format!("{e}"))?,
-        vec![program.to_string_lossy().into_owned(), SERVE_DEMO.into()],
-    );
+    let mut spec = demo_spec("burst")?;
     spec.replicas = autoscale.min.max(1);
     let min = autoscale.min;
     spec.autoscale = Some(autoscale);
