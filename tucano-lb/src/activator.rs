@@ -32,14 +32,15 @@ impl Activator {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    /// A place for one more request, unless [`MAX_HELD`] already wait.
-    pub fn hold(&self) -> Option<Held<'_>> {
+    /// A place for one more request, unless [`MAX_HELD`] already wait; and whether it is the
+    /// first one waiting.
+    pub fn hold(&self) -> Option<(Held<'_>, bool)> {
         self.waiting
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 (n < MAX_HELD).then_some(n + 1)
             })
             .ok()
-            .map(|_| Held { activator: self })
+            .map(|before| (Held { activator: self }, before == 0))
     }
 
     /// Waits until instances are published or a short recheck interval passes.
@@ -69,6 +70,7 @@ mod tests {
         let activator = Activator::default();
         let held: Vec<_> = (0..MAX_HELD).map_while(|_| activator.hold()).collect();
         assert_eq!(held.len(), MAX_HELD as usize);
+        assert_eq!(held.iter().filter(|(_, first)| *first).count(), 1);
         assert!(activator.hold().is_none());
         drop(held);
         assert_eq!(activator.waiting(), 0);

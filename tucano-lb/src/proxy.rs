@@ -305,12 +305,15 @@ impl Proxy {
         };
         let activator = Arc::clone(route.activator());
         drop(route);
-        let Some(_held) = activator.hold() else {
+        let Some((_held, first)) = activator.hold() else {
             return Err(Failure::new(
                 ErrorCode::NoInstance,
                 "too many requests already wait for the service's first instance",
             ));
         };
+        if first {
+            self.table.held_requests().notify_one();
+        }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             activator.wait().await;

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use tokio::sync::Notify;
 use tracing::{debug, error};
 use tucano_core::transport::{Endpoint, EndpointSink, RouteSpec};
 use tucano_core::{InstanceId, ServiceName};
@@ -81,6 +82,7 @@ pub struct RoutingTable {
     routes: ArcSwap<Routes>,
     registry: PolicyRegistry,
     mode: RouteMode,
+    held: Arc<Notify>,
 }
 
 impl RoutingTable {
@@ -95,6 +97,7 @@ impl RoutingTable {
             routes: ArcSwap::default(),
             registry,
             mode: RouteMode::default(),
+            held: Arc::new(Notify::new()),
         }
     }
 
@@ -122,6 +125,12 @@ impl RoutingTable {
     /// Every route.
     pub fn routes(&self) -> Vec<Arc<Route>> {
         self.routes.load().values().cloned().collect()
+    }
+
+    /// Signalled when a service without instances starts holding requests, so an autoscaler
+    /// can wake it at once instead of at its next round.
+    pub fn held_requests(&self) -> Arc<Notify> {
+        Arc::clone(&self.held)
     }
 
     /// The services the table knows, sorted.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tucano_core::ServiceName;
 use tucano_core::autoscale::{ReplicaLoad, ServiceSignals, SignalSource};
 
@@ -111,6 +112,10 @@ impl SignalSource for BalancerSignals {
 
     fn sample(&mut self) -> Vec<(ServiceName, ServiceSignals)> {
         self.sampler.sample(&self.table, clock::now_ns())
+    }
+
+    fn wake_up(&self) -> Option<Arc<Notify>> {
+        Some(self.table.held_requests())
     }
 }
 

@@ -1,11 +1,13 @@
-//! The autoscaling loop: every interval, sample the signals (adding the CPU pressure of the
+//! The autoscaling loop: every interval (or at once when the source asks, as when a request
+//! waits for a service scaled to zero), sample the signals (adding the CPU pressure of the
 //! workers a service runs on), run each autoscaled service's [`Autoscaler`], and hand the
 //! decisions to the controller.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::{Autoscaler, ServiceSignals, node_cpu_pressure};
 use crate::controller::ControllerHandle;
@@ -18,6 +20,11 @@ pub trait SignalSource: Send {
     fn now(&self) -> Duration;
     /// Every service's signals, now.
     fn sample(&mut self) -> Vec<(ServiceName, ServiceSignals)>;
+    /// Signalled when a round should not wait for the interval (a request waits for a
+    /// service scaled to zero); `None` if the source never asks.
+    fn wake_up(&self) -> Option<Arc<Notify>> {
+        None
+    }
 }
 
 /// Settings of the autoscaling loop.
@@ -50,9 +57,17 @@ pub async fn run_autoscalers(
     let mut autoscalers: HashMap<ServiceName, (AutoscaleSpec, Autoscaler)> = HashMap::new();
     let mut tick = tokio::time::interval(config.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let wake_up = source.wake_up();
     loop {
+        let woken = async {
+            match &wake_up {
+                Some(notify) => notify.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tick.tick() => {}
+            () = woken => {}
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
                     return;
