@@ -1,6 +1,6 @@
 //! The balancer as an autoscaling signal source: each service's replicas with their requests
-//! in flight and last request, and the request rate and p95 latency since the previous
-//! sample.
+//! in flight and last request, the load they report (`x-tucano-load`), and the request rate
+//! and p95 latency since the previous sample.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,6 +41,14 @@ impl SignalSampler {
         let mut signals = Vec::new();
         for route in table.routes() {
             let mut totals = [0u64; BUCKETS];
+            let reported: Vec<f64> = route
+                .endpoints()
+                .iter()
+                .filter_map(|backend| backend.state().reported_load())
+                .map(f64::from)
+                .collect();
+            let load = (!reported.is_empty())
+                .then(|| reported.iter().sum::<f64>() / reported.len() as f64);
             let replicas = route
                 .endpoints()
                 .iter()
@@ -80,6 +88,7 @@ impl SignalSampler {
                     waiting: route.waiting(),
                     request_rate,
                     latency_p95,
+                    load,
                     ..ServiceSignals::default()
                 },
             ));
@@ -163,6 +172,7 @@ mod tests {
         }
         busy.observe(100 * MS, false, start + 20 * MS);
         let _in_flight = busy.track();
+        busy.report_load(0.5);
         let second = sampler.sample(&table, start + 1_000 * MS);
         let signals = &second[0].1;
         assert_eq!(signals.at, Duration::from_nanos(start + 1_000 * MS));
@@ -171,6 +181,11 @@ mod tests {
         assert!(
             p95 >= Duration::from_millis(5) && p95 <= Duration::from_micros(6_300),
             "{p95:?}"
+        );
+        assert_eq!(
+            signals.load,
+            Some(0.5),
+            "the mean of the replicas that report one"
         );
         let replicas = signals.replicas.as_ref().unwrap();
         assert_eq!(replicas.iter().map(|r| r.in_flight).sum::<u32>(), 1);

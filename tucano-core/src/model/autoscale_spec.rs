@@ -322,10 +322,11 @@ impl From<AutoscaleSpec> for RawAutoscaleSpec {
 
 /// Metrics the controller node provides today: the balancer's, and the CPU pressure of the
 /// workers a service runs on.
-pub const COLLECTED_METRICS: [Metric; 4] = [
+pub const COLLECTED_METRICS: [Metric; 5] = [
     Metric::InFlight,
     Metric::RequestRate,
     Metric::LatencyP95Ms,
+    Metric::Load,
     Metric::CpuPressure,
 ];
 
@@ -341,7 +342,7 @@ impl AutoscaleSpec {
         };
         if let Some(metric) = metric.filter(|m| !COLLECTED_METRICS.contains(m)) {
             return Err(format!(
-                "autoscale.metric {metric} is not collected yet; available: in_flight, request_rate, latency_p95_ms, cpu_pressure"
+                "autoscale.metric {metric} is not collected yet; available: in_flight, request_rate, latency_p95_ms, load, cpu_pressure"
             ));
         }
         Ok(())
