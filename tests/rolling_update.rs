@@ -44,6 +44,19 @@ impl Load {
         Self { stop, clients }
     }
 
+    /// Stops the clients and checks they sent more than 50 requests, every one answered 200.
+    async fn finish_all_ok(self) {
+        let statuses = self.finish().await;
+        assert!(statuses.len() > 50, "too few requests: {}", statuses.len());
+        let failed: Vec<&u16> = statuses.iter().filter(|s| **s != 200).collect();
+        assert!(
+            failed.is_empty(),
+            "{} of {} requests failed: {failed:?}",
+            failed.len(),
+            statuses.len()
+        );
+    }
+
     /// Stops the clients; every status they saw.
     async fn finish(self) -> Vec<u16> {
         self.stop.store(true, Ordering::Relaxed);
@@ -93,15 +106,7 @@ async fn rolling_updates_and_rollbacks_never_fail_a_request() {
         )
         .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let statuses = load.finish().await;
-    assert!(statuses.len() > 50, "too few requests: {}", statuses.len());
-    let failed: Vec<&u16> = statuses.iter().filter(|s| **s != 200).collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed: {failed:?}",
-        failed.len(),
-        statuses.len()
-    );
+    load.finish_all_ok().await;
     let now_running = running(&done);
     assert_eq!(now_running.len(), 3);
     assert!(now_running.is_disjoint(&old), "every old instance replaced");
@@ -127,15 +132,7 @@ async fn rolling_updates_and_rollbacks_never_fail_a_request() {
             rollout_is(RolloutState::RolledBack),
         )
         .await;
-    let statuses = load.finish().await;
-    assert!(statuses.len() > 50, "too few requests: {}", statuses.len());
-    let failed: Vec<&u16> = statuses.iter().filter(|s| **s != 200).collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed: {failed:?}",
-        failed.len(),
-        statuses.len()
-    );
+    load.finish_all_ok().await;
     assert_eq!(back.revision, 2);
     assert_eq!(
         back.spec.env.get("APP_VERSION").map(String::as_str),

@@ -169,6 +169,11 @@ async fn a_replacement_prefers_another_worker_than_where_its_instance_failed() {
     }
 }
 
+/// Whether a service's latest rolling update is in `state`.
+fn rollout_is(state: RolloutState) -> impl Fn(&ServiceView) -> bool {
+    move |view| view.rollout.as_ref().is_some_and(|r| r.state == state)
+}
+
 fn updated(view: &ServiceView, program: &str) -> ServiceSpec {
     let mut spec = view.spec.clone();
     spec.command = vec![program.into()];
@@ -196,13 +201,7 @@ async fn a_rolling_update_replaces_every_instance_without_dropping_below_the_rep
     assert_eq!(started.revision, 2);
     let rollout = started.rollout.clone().unwrap();
     assert_eq!((rollout.from_revision, rollout.to_revision), (1, 2));
-    let done = h
-        .wait_for("web", |v| {
-            v.rollout
-                .as_ref()
-                .is_some_and(|r| r.state == RolloutState::Complete)
-        })
-        .await;
+    let done = h.wait_for("web", rollout_is(RolloutState::Complete)).await;
     let running: Vec<_> = done
         .instances
         .iter()
@@ -248,11 +247,7 @@ async fn a_broken_revision_is_rolled_back_after_its_deadline() {
         .await
         .unwrap();
     let back = h
-        .wait_for("web", |v| {
-            v.rollout
-                .as_ref()
-                .is_some_and(|r| r.state == RolloutState::RolledBack)
-        })
+        .wait_for("web", rollout_is(RolloutState::RolledBack))
         .await;
     assert_eq!(back.revision, 1);
     assert_eq!(back.spec.command, vec!["/bin/demo".to_string()]);
@@ -281,13 +276,7 @@ async fn a_broken_revision_is_rolled_back_after_its_deadline() {
         .await
         .unwrap();
     assert_eq!(next.revision, 3);
-    let done = h
-        .wait_for("web", |v| {
-            v.rollout
-                .as_ref()
-                .is_some_and(|r| r.state == RolloutState::Complete)
-        })
-        .await;
+    let done = h.wait_for("web", rollout_is(RolloutState::Complete)).await;
     assert_eq!(done.rollout.unwrap().from_revision, 1);
 }
 

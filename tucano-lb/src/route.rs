@@ -24,6 +24,18 @@ pub(crate) struct RouteShared {
     pub activator: Arc<Activator>,
 }
 
+impl RouteShared {
+    /// A fresh retry budget for `spec` and no pending health change, holding requests in
+    /// `activator`.
+    fn new(spec: &RouteSpec, activator: Arc<Activator>) -> Self {
+        Self {
+            retry_budget: RetryBudget::new(spec.balancing.retry_budget_percent),
+            availability_changed: AtomicBool::new(false),
+            activator,
+        }
+    }
+}
+
 /// A service's endpoints together with its balancing policy, swapped in as one value so a
 /// pick always sees a policy built for the set it picks from.
 ///
@@ -49,13 +61,8 @@ impl Route {
         all: EndpointSet,
         shared: Option<Arc<RouteShared>>,
     ) -> Self {
-        let shared = shared.unwrap_or_else(|| {
-            Arc::new(RouteShared {
-                retry_budget: RetryBudget::new(spec.balancing.retry_budget_percent),
-                availability_changed: AtomicBool::new(false),
-                activator: Arc::new(Activator::default()),
-            })
-        });
+        let shared = shared
+            .unwrap_or_else(|| Arc::new(RouteShared::new(&spec, Arc::new(Activator::default()))));
         let (active, panic) = active_endpoints(&all, spec.balancing.panic_threshold_percent);
         let balancer = balancer.rebuild(&active).unwrap_or(balancer);
         Self {
@@ -94,11 +101,7 @@ impl Route {
     /// This route with another spec and policy over the same endpoints (a new retry budget;
     /// the same held requests).
     pub(crate) fn with_policy(&self, spec: Arc<RouteSpec>, balancer: Arc<dyn Balancer>) -> Self {
-        let shared = Arc::new(RouteShared {
-            retry_budget: RetryBudget::new(spec.balancing.retry_budget_percent),
-            availability_changed: AtomicBool::new(false),
-            activator: Arc::clone(&self.shared.activator),
-        });
+        let shared = Arc::new(RouteShared::new(&spec, Arc::clone(&self.shared.activator)));
         Self::new(
             self.service.clone(),
             spec,

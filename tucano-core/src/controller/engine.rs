@@ -389,6 +389,24 @@ impl Engine {
             .collect()
     }
 
+    /// (service, instance, state) of the non-final instances on `worker` that `filter` selects.
+    pub fn instances_on(
+        &self,
+        worker: &WorkerId,
+        filter: impl Fn(&InstanceRecord) -> bool,
+    ) -> Vec<(ServiceName, InstanceId, InstanceState)> {
+        self.placements
+            .on(worker)
+            .filter_map(|(name, id)| {
+                let instance = self.services.get(name)?.instances.get(id)?;
+                (instance.worker.as_ref() == Some(worker)
+                    && !instance.state().is_final()
+                    && filter(instance))
+                .then(|| (name.clone(), *id, instance.state()))
+            })
+            .collect()
+    }
+
     /// Brings the placement index up to date with instance `id` of `service`: counted on its
     /// worker while it is placed and not final.
     pub fn reindex(&mut self, service: &ServiceName, id: InstanceId) {

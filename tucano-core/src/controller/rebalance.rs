@@ -5,7 +5,6 @@
 //! starts at most `max_moves` moves and none while earlier moves are still on their way.
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -92,12 +91,7 @@ impl Engine {
             if !settled || running.is_empty() {
                 continue;
             }
-            let mut on: HashMap<&WorkerId, u32> = HashMap::new();
-            for instance in &running {
-                if let Some(worker) = &instance.worker {
-                    *on.entry(worker).or_default() += 1;
-                }
-            }
+            let on = service.per_worker(|i| i.state() == InstanceState::Running);
             let Some((&from, &most)) = on.iter().max_by_key(|(w, n)| (**n, Reverse(**w))) else {
                 continue;
             };

@@ -3,7 +3,6 @@
 //! nothing to do changes nothing.
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -159,12 +158,7 @@ impl Engine {
         if ready.is_empty() {
             return;
         }
-        let mut on: HashMap<&WorkerId, u32> = HashMap::new();
-        for instance in service.instances.values() {
-            if let (false, Some(worker)) = (instance.state().is_final(), &instance.worker) {
-                *on.entry(worker).or_default() += 1;
-            }
-        }
+        let on = service.per_worker(|i| !i.state().is_final());
         cluster.service_instances = cluster
             .workers
             .iter()

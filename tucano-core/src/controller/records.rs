@@ -1,6 +1,6 @@
 //! What the controller remembers about each service and instance.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
@@ -110,6 +110,14 @@ impl InstanceRecord {
 
     pub fn state(&self) -> InstanceState {
         self.life.state
+    }
+
+    /// Running, and for at least `min_ready` at `now`: healthy, as a rolling update counts.
+    pub fn is_ready(&self, min_ready: std::time::Duration, now: Instant) -> bool {
+        self.state() == InstanceState::Running
+            && self
+                .running_since
+                .is_some_and(|since| since + min_ready <= now)
     }
 
     /// Applies `event`; on success stamps the change time.
@@ -251,6 +259,17 @@ impl ServiceRecord {
             }
         }
         counts
+    }
+
+    /// How many of the instances `select` picks each worker holds.
+    pub fn per_worker(&self, select: impl Fn(&InstanceRecord) -> bool) -> HashMap<&WorkerId, u32> {
+        let mut on: HashMap<&WorkerId, u32> = HashMap::new();
+        for instance in self.instances.values().filter(|i| select(i)) {
+            if let Some(worker) = &instance.worker {
+                *on.entry(worker).or_default() += 1;
+            }
+        }
+        on
     }
 
     /// Instances that are not final.

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::ControllerError;
 use super::engine::Engine;
 use super::worker_registry::WorkerRecord;
-use crate::model::{InstanceEvent, InstanceId, InstanceState, ServiceName, WorkerId};
+use crate::model::{InstanceEvent, InstanceId, InstanceState, WorkerId};
 use crate::wire::{
     Heartbeat, InstanceReport, LocalState, Registration, RegistrationReply, ReportedInstance,
     WorkerState,
@@ -180,24 +180,6 @@ impl Engine {
             }
             _ => self.stop_orphan(worker, reported.id),
         }
-    }
-
-    /// (service, instance, state) of the non-final instances on `worker` that `filter` selects.
-    pub fn instances_on(
-        &self,
-        worker: &WorkerId,
-        filter: impl Fn(&super::records::InstanceRecord) -> bool,
-    ) -> Vec<(ServiceName, InstanceId, InstanceState)> {
-        self.placements
-            .on(worker)
-            .filter_map(|(name, id)| {
-                let instance = self.services.get(name)?.instances.get(id)?;
-                (instance.worker.as_ref() == Some(worker)
-                    && !instance.state().is_final()
-                    && filter(instance))
-                .then(|| (name.clone(), *id, instance.state()))
-            })
-            .collect()
     }
 
     /// Marks the routes of every service with a running instance on `worker` as changed.

@@ -55,12 +55,7 @@ impl Engine {
         };
         let update = service.spec.update;
         let replicas = service.spec.replicas as usize;
-        let min_ready = update.min_ready;
-        let healthy = |i: &InstanceRecord| {
-            i.state() == InstanceState::Running
-                && i.running_since
-                    .is_some_and(|since| since + min_ready <= now)
-        };
+        let healthy = |i: &InstanceRecord| i.is_ready(update.min_ready, now);
         let (new, old): (Vec<&InstanceRecord>, Vec<&InstanceRecord>) = service
             .instances
             .values()
@@ -121,12 +116,7 @@ impl Engine {
         let ready = service
             .instances
             .values()
-            .filter(|i| {
-                i.revision == service.revision
-                    && i.state() == InstanceState::Running
-                    && i.running_since
-                        .is_some_and(|since| since + min_ready <= now)
-            })
+            .filter(|i| i.revision == service.revision && i.is_ready(min_ready, now))
             .count() as u32;
         let old_left = service
             .instances
