@@ -52,10 +52,16 @@ pub struct WorkerConfig {
     pub labels: BTreeMap<String, String>,
     /// How long an exited instance stays listed if the controller never forgets it.
     pub exited_retention: Duration,
+    /// Between taking a running instance out of the proxy's directory and sending it SIGTERM,
+    /// this long (at most half its grace period, which it counts against) lets requests
+    /// already on their way to it arrive, so its graceful shutdown finishes them instead of
+    /// closing connections under them.
+    pub stop_drain: Duration,
 }
 
 impl WorkerConfig {
-    /// A config with defaults: 1 s heartbeats, ten registration attempts over about 30 s.
+    /// A config with defaults: 1 s heartbeats, ten registration attempts over about 30 s, a
+    /// 500 ms drain before each stop.
     pub fn new(id: WorkerId, address: String, proxy_address: SocketAddr) -> Self {
         Self {
             id,
@@ -70,6 +76,7 @@ impl WorkerConfig {
             capacity: None,
             labels: BTreeMap::new(),
             exited_retention: Duration::from_secs(600),
+            stop_drain: Duration::from_millis(500),
         }
     }
 }

@@ -161,19 +161,21 @@ impl WorkerInner {
         id: InstanceId,
         grace: Option<Duration>,
     ) -> Result<StopReply, WorkerError> {
-        let (grace, exited) = {
+        let (grace, exited, was_running) = {
             let mut table = self.table();
             let entry = table.entries.get(&id).ok_or(WorkerError::NotFound(id))?;
             let grace = grace.unwrap_or(entry.stop_grace);
+            let was_running = entry.state == LocalState::Running;
             if entry.state == LocalState::Exited {
                 let exit = entry.exit;
                 table.entries.remove(&id);
                 table.changed();
-                (grace, Some(exit))
+                (grace, Some(exit), false)
             } else {
+                // Out of the directory: the proxy sends it nothing new from now on.
                 table.set_state(id, LocalState::Stopping);
                 table.changed();
-                (grace, None)
+                (grace, None, was_running)
             }
         };
         self.changed.notify_one();
@@ -182,6 +184,13 @@ impl WorkerInner {
             let _ = self.parts.runtime.stop(id, grace).await;
             return Ok(StopReply { exit });
         }
+        let grace = if was_running {
+            let drain = self.config.stop_drain.min(grace / 2);
+            tokio::time::sleep(drain).await;
+            grace - drain
+        } else {
+            grace
+        };
         let reply = match self.parts.runtime.stop(id, grace).await {
             Ok(status) => Ok(StopReply { exit: Some(status) }),
             Err(RuntimeError::NotFound(_)) => Ok(StopReply { exit: None }),
