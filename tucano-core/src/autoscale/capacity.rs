@@ -1,6 +1,12 @@
 //! `capacity`: each replica serves at most `max_in_flight` requests. When every replica is at
 //! capacity, add one; when a replica has had no request for `idle_timeout`, remove one (the
 //! autoscaling load balancer of the course project).
+//!
+//! "Every replica at capacity" is read two ways, and either adds a replica: each replica has
+//! `max_in_flight` requests, or the service holds more requests (in flight and waiting at the
+//! balancer) than its replicas' capacity together. The second catches a balancer that leaves
+//! one replica with room while others queue far beyond theirs (round robin over replicas of
+//! different speeds): the requests beyond capacity wait all the same.
 
 use std::time::Duration;
 
@@ -30,6 +36,19 @@ impl ScalingPolicy for Capacity {
                 current.saturating_add(1),
                 format!(
                     "all {full} running replicas serve at least max_in_flight {} requests",
+                    self.max_in_flight
+                ),
+            ));
+        }
+        let held: u64 = replicas.iter().map(|r| u64::from(r.in_flight)).sum::<u64>()
+            + u64::from(signals.waiting);
+        let room = replicas.len() as u64 * u64::from(self.max_in_flight);
+        if held > room {
+            return Some(Recommendation::new(
+                current.saturating_add(1),
+                format!(
+                    "{held} requests held, more than {} running replicas × max_in_flight {} = {room}",
+                    replicas.len(),
                     self.max_in_flight
                 ),
             ));
@@ -90,11 +109,22 @@ mod tests {
         };
         let up = policy.recommend(2, &signals(10, &[(2, Some(10)), (3, Some(10))]));
         assert_eq!(up.map(|r| r.replicas), Some(3));
-        // One replica still has room: no change.
+        // One replica still has room and the service is within its capacity: no change.
         assert_eq!(
             policy.recommend(2, &signals(10, &[(2, Some(10)), (1, Some(9))])),
             None
         );
+        assert_eq!(
+            policy.recommend(2, &signals(10, &[(2, Some(10)), (0, Some(9))])),
+            None
+        );
+        // One replica has room, but the other queues beyond both replicas' capacity.
+        let queued = policy.recommend(2, &signals(10, &[(5, Some(10)), (0, Some(9))]));
+        assert_eq!(queued.map(|r| r.replicas), Some(3));
+        // Requests waiting at the balancer count too.
+        let mut waiting = signals(10, &[(2, Some(10)), (1, Some(9))]);
+        waiting.waiting = 2;
+        assert_eq!(policy.recommend(2, &waiting).map(|r| r.replicas), Some(3));
         // One idle past the timeout: one fewer.
         let down = policy.recommend(2, &signals(50, &[(1, Some(50)), (0, Some(15))]));
         assert_eq!(down.map(|r| r.replicas), Some(1));
