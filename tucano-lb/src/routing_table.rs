@@ -226,10 +226,19 @@ impl RoutingTable {
         }
     }
 
-    fn publish_endpoints(&self, service: &ServiceName, spec: &RouteSpec, endpoints: &[Endpoint]) {
+    /// Publishes `endpoints` for `service` as [`EndpointSink::publish`] does, with new
+    /// endpoints first seen at `now_ns` instead of the [`clock`](crate::clock)'s time: a
+    /// simulation publishes on its own clock, so idle times and slow start count in it.
+    pub fn publish_at(
+        &self,
+        service: &ServiceName,
+        spec: &RouteSpec,
+        endpoints: &[Endpoint],
+        now_ns: u64,
+    ) {
         let spec = Arc::new(spec.clone());
         let options = BuildOptions {
-            now_ns: clock::now_ns(),
+            now_ns,
             mode: self.mode,
             warm_up: false,
         };
@@ -287,7 +296,7 @@ impl Default for RoutingTable {
 
 impl EndpointSink for RoutingTable {
     fn publish(&self, service: &ServiceName, route: &RouteSpec, endpoints: Vec<Endpoint>) {
-        self.publish_endpoints(service, route, &endpoints);
+        self.publish_at(service, route, &endpoints, clock::now_ns());
     }
 
     fn remove(&self, service: &ServiceName) {
