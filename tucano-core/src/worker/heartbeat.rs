@@ -1,5 +1,6 @@
-//! The heartbeat pusher: registers the worker, then reports metrics and instance statuses
-//! every interval and right after an instance changes.
+//! The heartbeat pusher: registers the worker, then reports metrics and instance statuses,
+//! with each running instance's measured usage, every interval and right after an instance
+//! changes.
 
 use std::collections::HashSet;
 use std::sync::Arc;
