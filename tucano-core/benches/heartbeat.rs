@@ -151,6 +151,7 @@ fn reported(i: u32, id: InstanceId, service: ServiceName) -> ReportedInstance {
         pid: Some(1000 + i),
         exit: None,
         reason: None,
+        usage: None,
     }
 }
 
@@ -347,6 +348,7 @@ async fn restored(n: usize, per_worker: usize) -> Cluster {
                 exit: None,
                 created_at: now,
                 updated_at: now,
+                usage: None,
             });
             running.entry(worker.clone()).or_default().push(report);
         }

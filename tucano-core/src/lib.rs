@@ -42,5 +42,5 @@ pub use model::*;
 pub use retry::RetryPolicy;
 pub use runtime::process::{ProcessRuntime, ProcessRuntimeConfig};
 pub use runtime::{
-    ExitStatus, Runtime, RuntimeError, RuntimeEvent, RuntimeInstance, StartedInstance,
+    ExitStatus, Runtime, RuntimeError, RuntimeEvent, RuntimeInstance, StartedInstance, UsageSample,
 };

@@ -41,6 +41,47 @@ pub struct InstanceView {
     /// When its state last changed.
     #[serde(with = "humantime_serde")]
     pub updated_at: SystemTime,
+    /// Its latest resource use, as its worker's heartbeats reported it (running and
+    /// terminating instances on a runtime that measures it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<MeasuredUsage>,
+}
+
+/// An instance's resource use as its worker measured it, partly relative to what the instance
+/// asked for (as the Kubernetes HPA counts utilisation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstanceUsage {
+    /// CPU used between the worker's two latest samples, as a share of the instance's
+    /// requested `cpus` (0.6 = 60 % of its request; of one core when it requested none or the
+    /// worker does not know its request). `None` until the worker has two samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
+    /// The same CPU use in cores (1.0 = one core busy all the time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_cores: Option<f64>,
+    /// Memory held, as a share of the instance's requested `memory_mb`; `None` when it
+    /// requested none (or the worker does not know its request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<f64>,
+    /// Memory held, in bytes.
+    #[serde(default)]
+    pub memory_bytes: u64,
+    /// The CPU pressure of the instance's own cgroup (PSI `some avg10`, 0 to 1), when it has
+    /// one the worker can read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_pressure: Option<f64>,
+}
+
+/// An instance's latest usage and when the controller received it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MeasuredUsage {
+    /// When the heartbeat carrying it reached the controller (the controller's clock); the
+    /// worker measured it at most a heartbeat's sampling time before.
+    #[serde(with = "humantime_serde")]
+    pub received_at: SystemTime,
+    /// The usage.
+    #[serde(flatten)]
+    pub usage: InstanceUsage,
 }
 
 /// Instance counts of a service by phase.
@@ -192,6 +233,10 @@ pub struct ReportedInstance {
     pub exit: Option<ExitStatus>,
     /// Why it failed to start or exited, when known.
     pub reason: Option<String>,
+    /// Its resource use, in heartbeats from workers whose runtime measures it (absent from
+    /// registrations, start replies and older workers' heartbeats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<InstanceUsage>,
 }
 
 /// A worker's instances at one generation. The generation counts changes to the worker's
@@ -318,5 +363,62 @@ impl ErrorBody {
                 message: message.into(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A heartbeat as workers sent it before instances carried their usage.
+    const OLD_HEARTBEAT: &str = r#"{
+        "id": "worker-1", "sent_at": "2026-01-01T00:00:00Z", "metrics": null,
+        "report": {"boot_id": "01a20827-0e82-71ac-96ca-bca8496ab335", "generation": 3, "instances": [
+            {"id": "01a20827-0e82-71ac-96ca-bca8496ab336", "service": "web", "state": "running",
+             "address": "127.0.0.1:20001", "pid": 42, "exit": null, "reason": null}]}
+    }"#;
+
+    #[test]
+    fn heartbeats_without_usage_still_parse() {
+        let heartbeat: Heartbeat = serde_json::from_str(OLD_HEARTBEAT).unwrap();
+        assert_eq!(heartbeat.report.instances.len(), 1);
+        assert_eq!(heartbeat.report.instances[0].usage, None);
+    }
+
+    #[test]
+    fn usage_round_trips_and_is_left_out_when_absent() {
+        let mut heartbeat: Heartbeat = serde_json::from_str(OLD_HEARTBEAT).unwrap();
+        let json = serde_json::to_string(&heartbeat).unwrap();
+        assert!(!json.contains("usage"), "{json}");
+        heartbeat.report.instances[0].usage = Some(InstanceUsage {
+            cpu: Some(0.5),
+            cpu_cores: Some(0.125),
+            memory: None,
+            memory_bytes: 7 << 20,
+            cpu_pressure: Some(0.02),
+        });
+        let json = serde_json::to_string(&heartbeat).unwrap();
+        assert!(json.contains(r#""usage":{"cpu":0.5,"cpu_cores":0.125,"memory_bytes":7340032,"cpu_pressure":0.02}"#), "{json}");
+        assert_eq!(serde_json::from_str::<Heartbeat>(&json).unwrap(), heartbeat);
+    }
+
+    #[test]
+    fn measured_usage_is_flat_in_the_instance_view() {
+        let measured = MeasuredUsage {
+            received_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            usage: InstanceUsage {
+                cpu: Some(0.6),
+                memory_bytes: 1024,
+                ..InstanceUsage::default()
+            },
+        };
+        let json = serde_json::to_value(measured).unwrap();
+        assert_eq!(json["cpu"], 0.6);
+        assert_eq!(json["memory_bytes"], 1024);
+        assert!(json["received_at"].is_string(), "{json}");
+        assert_eq!(
+            serde_json::from_value::<MeasuredUsage>(json).unwrap(),
+            measured
+        );
     }
 }

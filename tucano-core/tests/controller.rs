@@ -218,6 +218,7 @@ async fn reports_drive_exits_vanishing_instances_and_orphans() {
         pid: None,
         exit: None,
         reason: None,
+        usage: None,
     });
     h.heartbeat(&a, report).await.unwrap();
     let view = h.controller.service("web").await.unwrap();

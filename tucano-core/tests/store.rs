@@ -54,6 +54,7 @@ fn instance(service: &str) -> InstanceView {
         exit: None,
         created_at: SystemTime::now(),
         updated_at: SystemTime::now(),
+        usage: None,
     }
 }
 

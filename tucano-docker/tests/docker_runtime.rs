@@ -1,6 +1,7 @@
 //! `DockerRuntime` against the real engine: limits and labels as the engine sees them,
 //! graceful stop and kill after the grace period, crash and OOM reported with their cause,
-//! adoption after a restart, and clear errors for a missing image or a command-only spec.
+//! adoption after a restart, clear errors for a missing image or a command-only spec, and
+//! resource usage from the engine's stats.
 //!
 //! Needs a Docker engine: without one each test prints a line saying it skipped, unless
 //! `TUCANO_REQUIRE_DOCKER=1` (CI), where they fail.
@@ -271,5 +272,60 @@ docker_test!(
             Err(RuntimeError::Unsupported(_))
         ));
         assert!(worker_containers(&docker, &worker).await.is_empty());
+    }
+);
+
+/// A prime near 2^44: factorising it takes about two million trial divisions.
+const PRIME: u64 = 17_592_186_044_399;
+
+docker_test!(
+    measures_cpu_and_memory_from_engine_stats,
+    |docker, worker| {
+        let runtime = runtime(&docker, &worker).await;
+        let spec = demo(1.0, 256);
+        let started = runtime.start(&spec).await.expect("the instance starts");
+        let before = runtime
+            .usage(spec.id)
+            .await
+            .expect("usage of a running container");
+        assert!(before.memory_bytes > 0, "{before:?}");
+
+        // Two clients factorising a prime for about a second.
+        let began = Instant::now();
+        let burners: Vec<_> = (0..2)
+            .map(|_| {
+                tokio::spawn(async move {
+                    while began.elapsed() < Duration::from_millis(1_500) {
+                        get(&started, &format!("/factor?n={PRIME}"))
+                            .await
+                            .expect("factor answers");
+                    }
+                })
+            })
+            .collect();
+        for burner in burners {
+            burner.await.expect("the burner task");
+        }
+        let burned = runtime.usage(spec.id).await.expect("usage after burning");
+        let wall = began.elapsed().as_secs_f64();
+        let cores = (burned.cpu_time.saturating_sub(before.cpu_time)).as_secs_f64() / wall;
+        println!("docker instance used {cores:.2} cores while burning (limit 1.0)");
+        assert!(cores > 0.3, "{cores} cores: {before:?} → {burned:?}");
+
+        get(&started, "/alloc?mb=64").await.expect("alloc answers");
+        let grown = runtime.usage(spec.id).await.expect("usage after alloc");
+        assert!(
+            grown.memory_bytes >= burned.memory_bytes + 48 * 1024 * 1024,
+            "{burned:?} → {grown:?}"
+        );
+
+        runtime
+            .stop(spec.id, Duration::from_secs(5))
+            .await
+            .expect("the instance stops");
+        assert!(matches!(
+            runtime.usage(spec.id).await,
+            Err(RuntimeError::NotFound(_))
+        ));
     }
 );

@@ -1,18 +1,19 @@
 //! The autoscaling loop: every interval (or at once when the source asks, as when a request
-//! waits for a service scaled to zero), sample the signals (adding the CPU pressure of the
+//! waits for a service scaled to zero), sample the signals (adding what the workers' heartbeats
+//! tell: the instances' CPU and memory use and CPU pressure, else the CPU pressure of the
 //! workers a service runs on), run each autoscaled service's [`Autoscaler`], and hand the
 //! decisions to the controller.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Notify, watch};
 
-use super::{Autoscaler, ServiceSignals, node_cpu_pressure};
+use super::{Autoscaler, ServiceSignals, node_cpu_pressure, usage_signals};
 use crate::controller::ControllerHandle;
 use crate::model::{AutoscaleSpec, ServiceName, WorkerId};
-use crate::wire::WorkerView;
+use crate::wire::{ServiceView, WorkerView};
 
 /// Where an autoscaler's signals come from (the balancer, a simulator, ...).
 pub trait SignalSource: Send {
@@ -101,7 +102,7 @@ pub async fn run_autoscalers(
                 }
             };
             if let Some(signals) = signals.get_mut(&service.name) {
-                signals.cpu_pressure = node_cpu_pressure(&service, &workers);
+                add_heartbeat_signals(signals, &service, &workers, config.max_signal_age);
             }
             let current = service.spec.replicas;
             let Some(decision) = autoscaler.decide(now, current, signals.get(&service.name)) else {
@@ -115,5 +116,108 @@ pub async fn run_autoscalers(
             }
         }
         autoscalers = live;
+    }
+}
+
+/// Adds to `signals` what the controller knows of `service` from its workers' heartbeats: the
+/// mean CPU and memory use of its running instances (fresh usage only), and their cgroups' mean
+/// CPU pressure, or where no instance has one, that of the machines they run on. A figure the
+/// heartbeats lack keeps the source's own, if it had one.
+fn add_heartbeat_signals(
+    signals: &mut ServiceSignals,
+    service: &ServiceView,
+    workers: &HashMap<&WorkerId, &WorkerView>,
+    max_signal_age: Duration,
+) {
+    let usage = usage_signals(service, SystemTime::now(), max_signal_age);
+    signals.cpu = usage.cpu.or(signals.cpu);
+    signals.memory = usage.memory.or(signals.memory);
+    signals.cpu_pressure = usage
+        .cpu_pressure
+        .or_else(|| node_cpu_pressure(service, workers))
+        .or(signals.cpu_pressure);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{InstanceId, InstanceState, ServiceSpec, first_revision};
+    use crate::wire::{InstanceUsage, InstanceView, MeasuredUsage, ReplicaCounts};
+
+    fn web(usage: &[(Duration, InstanceUsage)]) -> ServiceView {
+        let spec = ServiceSpec::new("web".parse().unwrap(), vec!["x".into()]);
+        let now = SystemTime::now();
+        let instances = usage
+            .iter()
+            .map(|(age, usage)| InstanceView {
+                id: InstanceId::new(),
+                service: spec.name.clone(),
+                state: InstanceState::Running,
+                revision: first_revision(),
+                worker: Some("a".parse().unwrap()),
+                address: None,
+                start_attempts: 1,
+                reason: None,
+                exit: None,
+                created_at: now,
+                updated_at: now,
+                usage: Some(MeasuredUsage {
+                    received_at: now - *age,
+                    usage: *usage,
+                }),
+            })
+            .collect();
+        ServiceView {
+            name: spec.name.clone(),
+            spec,
+            revision: first_revision(),
+            rollout: None,
+            replicas: ReplicaCounts::default(),
+            deleting: false,
+            created_at: now,
+            instances,
+            scaling_events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn heartbeat_signals_average_fresh_usage_and_leave_stale_usage_missing() {
+        let busy = InstanceUsage {
+            cpu: Some(0.9),
+            memory: Some(0.4),
+            cpu_pressure: Some(0.2),
+            ..InstanceUsage::default()
+        };
+        let idle = InstanceUsage {
+            cpu: Some(0.1),
+            memory: Some(0.2),
+            ..InstanceUsage::default()
+        };
+        let max_age = Duration::from_secs(10);
+        let workers = HashMap::new();
+        let mut signals = ServiceSignals::default();
+        let fresh = web(&[(Duration::ZERO, busy), (Duration::from_secs(1), idle)]);
+        add_heartbeat_signals(&mut signals, &fresh, &workers, max_age);
+        assert!((signals.cpu.unwrap() - 0.5).abs() < 1e-9, "{signals:?}");
+        assert!((signals.memory.unwrap() - 0.3).abs() < 1e-9, "{signals:?}");
+        assert_eq!(signals.cpu_pressure, Some(0.2));
+
+        // The idle instance's usage is 60 s old: the mean is the busy one's alone.
+        let mut signals = ServiceSignals::default();
+        let one_stale = web(&[(Duration::ZERO, busy), (Duration::from_secs(60), idle)]);
+        add_heartbeat_signals(&mut signals, &one_stale, &workers, max_age);
+        assert_eq!(signals.cpu, Some(0.9));
+
+        // All stale: missing, which never scales down.
+        let mut signals = ServiceSignals::default();
+        let stale = web(&[
+            (Duration::from_secs(60), busy),
+            (Duration::from_secs(60), idle),
+        ]);
+        add_heartbeat_signals(&mut signals, &stale, &workers, max_age);
+        assert_eq!(
+            (signals.cpu, signals.memory, signals.cpu_pressure),
+            (None, None, None)
+        );
     }
 }

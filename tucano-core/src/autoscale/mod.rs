@@ -13,6 +13,7 @@ mod signals;
 mod target;
 mod threshold;
 mod to_zero;
+mod usage_signals;
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ pub use signals::{Metric, ReplicaLoad, ServiceSignals};
 pub use target::{RateLimit, Target};
 pub use threshold::Threshold;
 pub use to_zero::ToZero;
+pub use usage_signals::{UsageSignals, usage_signals};
 
 /// A policy's wish: a replica count and why.
 #[derive(Clone, Debug, PartialEq, Eq)]

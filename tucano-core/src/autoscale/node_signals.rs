@@ -74,6 +74,7 @@ mod tests {
             exit: None,
             created_at: SystemTime::now(),
             updated_at: SystemTime::now(),
+            usage: None,
         }
     }
 

@@ -122,7 +122,7 @@ impl Engine {
                 continue;
             };
             batch.push(match service.instances.get(id) {
-                Some(instance) => StoreOp::PutInstance(instance.view(&service.spec)),
+                Some(instance) => StoreOp::PutInstance(instance.stored_view(&service.spec)),
                 None => StoreOp::DeleteInstance(*id),
             });
         }
@@ -142,7 +142,7 @@ impl Engine {
             instances: self
                 .services
                 .values()
-                .flat_map(|s| s.instances.values().map(|i| i.view(&s.spec)))
+                .flat_map(|s| s.instances.values().map(|i| i.stored_view(&s.spec)))
                 .collect(),
             workers: self
                 .workers

@@ -12,7 +12,7 @@ use crate::model::{
 };
 use crate::runtime::ExitStatus;
 use crate::store::StoredService;
-use crate::wire::{InstanceView, ReplicaCounts, ScalingEvent, ServiceView};
+use crate::wire::{InstanceView, MeasuredUsage, ReplicaCounts, ScalingEvent, ServiceView};
 
 /// One instance, as the controller tracks it.
 #[derive(Debug, Clone)]
@@ -43,6 +43,9 @@ pub(crate) struct InstanceRecord {
     pub pinned: Option<WorkerId>,
     /// The instance that replaces it on another worker (a rebalancing move in progress).
     pub moving_to: Option<InstanceId>,
+    /// Its latest resource use from its worker's heartbeats (not stored: it is only worth
+    /// anything fresh).
+    pub usage: Option<MeasuredUsage>,
 }
 
 impl InstanceRecord {
@@ -67,6 +70,7 @@ impl InstanceRecord {
             running_since: None,
             pinned: None,
             moving_to: None,
+            usage: None,
         }
     }
 
@@ -105,6 +109,7 @@ impl InstanceRecord {
             running_since: (state == InstanceState::Running).then_some(now),
             pinned: None,
             moving_to: None,
+            usage: None,
         }
     }
 
@@ -133,14 +138,28 @@ impl InstanceRecord {
             InstanceState::Pending => {
                 self.worker = None;
                 self.address = None;
+                self.usage = None;
             }
-            state if state.is_final() => self.address = None,
+            state if state.is_final() => {
+                self.address = None;
+                self.usage = None;
+            }
             _ => {}
         }
         Ok(self.life.state)
     }
 
+    /// The instance as the API shows it, with its latest usage.
     pub fn view(&self, service: &ServiceSpec) -> InstanceView {
+        InstanceView {
+            usage: self.usage,
+            ..self.stored_view(service)
+        }
+    }
+
+    /// The instance as the store keeps it: without its usage, which a restarted controller
+    /// would only mistake for fresh.
+    pub fn stored_view(&self, service: &ServiceSpec) -> InstanceView {
         InstanceView {
             id: self.id,
             service: service.name.clone(),
@@ -153,6 +172,7 @@ impl InstanceRecord {
             exit: self.exit,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            usage: None,
         }
     }
 }

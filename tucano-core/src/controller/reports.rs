@@ -11,8 +11,8 @@ use super::engine::Engine;
 use super::worker_registry::WorkerRecord;
 use crate::model::{InstanceEvent, InstanceId, InstanceState, WorkerId};
 use crate::wire::{
-    Heartbeat, InstanceReport, LocalState, Registration, RegistrationReply, ReportedInstance,
-    WorkerState,
+    Heartbeat, InstanceReport, LocalState, MeasuredUsage, Registration, RegistrationReply,
+    ReportedInstance, WorkerState,
 };
 
 impl Engine {
@@ -161,6 +161,12 @@ impl Engine {
             }
             (InstanceState::Running | InstanceState::Terminating, _, true) => {
                 instance.confirmed_at = Some((report.boot_id, report.generation));
+                if let Some(usage) = reported.usage {
+                    instance.usage = Some(MeasuredUsage {
+                        received_at: SystemTime::now(),
+                        usage,
+                    });
+                }
             }
             (InstanceState::Deploying, _, true) => {}
             (InstanceState::Pending, LocalState::Running, _) if !instance.start_in_flight => {

@@ -1,8 +1,12 @@
 //! The `MetricsSource` seam: where a worker's load figures come from.
 
+mod cgroup;
 mod pressure;
 mod system_monitor;
 
+pub use cgroup::{
+    cgroup_cpu_pressure, cgroup2_mount, cgroup2_path_of, process_cgroup_cpu_pressure,
+};
 pub use pressure::{CPU_PRESSURE, read_cpu_pressure};
 pub use system_monitor::SystemMonitor;
 

@@ -320,14 +320,17 @@ impl From<AutoscaleSpec> for RawAutoscaleSpec {
     }
 }
 
-/// Metrics the controller node provides today: the balancer's, and the CPU pressure of the
-/// workers a service runs on.
-pub const COLLECTED_METRICS: [Metric; 5] = [
+/// Metrics the controller node provides: the balancer's (in flight, request rate, p95
+/// latency, the load instances report), and from the workers' heartbeats each instance's CPU
+/// and memory use and the CPU pressure of its cgroup or its machine.
+pub const COLLECTED_METRICS: [Metric; 7] = [
     Metric::InFlight,
     Metric::RequestRate,
     Metric::LatencyP95Ms,
     Metric::Load,
     Metric::CpuPressure,
+    Metric::Cpu,
+    Metric::Memory,
 ];
 
 impl AutoscaleSpec {
@@ -341,8 +344,10 @@ impl AutoscaleSpec {
             PolicySpec::Capacity { .. } => None,
         };
         if let Some(metric) = metric.filter(|m| !COLLECTED_METRICS.contains(m)) {
+            let available: Vec<String> = COLLECTED_METRICS.iter().map(Metric::to_string).collect();
             return Err(format!(
-                "autoscale.metric {metric} is not collected yet; available: in_flight, request_rate, latency_p95_ms, load, cpu_pressure"
+                "autoscale.metric {metric} is not collected; available: {}",
+                available.join(", ")
             ));
         }
         Ok(())
@@ -474,6 +479,29 @@ mod tests {
         ] {
             let error = parse(json).unwrap_err();
             assert!(error.contains(says), "{json}: {error}");
+        }
+    }
+
+    #[test]
+    fn every_metric_is_collected_including_cpu_and_memory() {
+        for metric in [
+            "cpu",
+            "memory",
+            "cpu_pressure",
+            "load",
+            "in_flight",
+            "request_rate",
+            "latency_p95_ms",
+        ] {
+            for json in [
+                format!(r#"{{"policy": "target", "max": 3, "metric": "{metric}", "target": 0.6}}"#),
+                format!(
+                    r#"{{"policy": "threshold", "max": 3, "metric": "{metric}", "upper": 0.8, "lower": 0.2}}"#
+                ),
+            ] {
+                let spec = parse(&json).unwrap();
+                assert_eq!(spec.check_supported(), Ok(()), "{json}");
+            }
         }
     }
 

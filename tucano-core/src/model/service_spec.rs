@@ -320,7 +320,7 @@ mod tests {
             r#"{"name":"a","image":"demo","port":0}"#,
             r#"{"name":"a","command":["x"],"port":8080}"#,
             r#"{"name":"a","image":"demo","pull":"sometimes"}"#,
-            r#"{"name":"a","command":["x"],"autoscale":{"policy":"target","max":3,"metric":"cpu","target":0.5}}"#,
+            r#"{"name":"a","command":["x"],"autoscale":{"policy":"target","max":3,"metric":"cpu"}}"#,
         ];
         for case in cases {
             let parsed = serde_json::from_str::<ServiceSpec>(case);

@@ -1,6 +1,9 @@
 //! The `Runtime` seam: what runs instances on a worker.
 
 pub mod process;
+mod usage;
+
+pub use usage::UsageSample;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -168,4 +171,13 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Events about instances ending. A receiver that lags should resynchronise with [`list`](Runtime::list).
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent>;
+
+    /// Samples a running instance's resource use. Runtimes that cannot measure it keep this
+    /// default, which answers [`RuntimeError::Unsupported`]; the worker then reports no usage.
+    async fn usage(&self, id: InstanceId) -> Result<UsageSample, RuntimeError> {
+        let _ = id;
+        Err(RuntimeError::Unsupported(
+            "this runtime does not measure resource usage".into(),
+        ))
+    }
 }

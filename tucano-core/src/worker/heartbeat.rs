@@ -1,20 +1,27 @@
-//! The heartbeat pusher: registers the worker, then reports metrics and instance statuses
-//! every interval and right after an instance changes.
+//! The heartbeat pusher: registers the worker, then reports metrics and instance statuses,
+//! with each running instance's measured usage, every interval and right after an instance
+//! changes.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
+use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
 use super::WorkerInner;
+use super::usage_tracker::UsageTracker;
+use crate::model::NodeMetrics;
 use crate::transport::TransportError;
-use crate::wire::{Heartbeat, Registration, RegistrationReply};
+use crate::wire::{Heartbeat, LocalState, Registration, RegistrationReply};
 
 /// Longest a metrics sample may take before a heartbeat goes without one.
 const SAMPLE_TIMEOUT: Duration = Duration::from_millis(500);
 /// Shortest time a heartbeat call gets.
 const MIN_CALL_TIMEOUT: Duration = Duration::from_millis(200);
+/// Shortest time between two rounds of instance usage samples.
+const MIN_USAGE_INTERVAL: Duration = Duration::from_millis(100);
 
 impl WorkerInner {
     pub(crate) fn registration(&self) -> Registration {
@@ -72,6 +79,7 @@ impl WorkerInner {
         interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut healthy = true;
         let mut shutdown = self.shutdown.subscribe();
+        let mut usage = UsageTracker::default();
         loop {
             tokio::select! {
                 _ = interval.tick() => {}
@@ -81,19 +89,18 @@ impl WorkerInner {
             if self.prune_exited(Instant::now()) {
                 self.changed.notify_one();
             }
-            let metrics = match timeout(SAMPLE_TIMEOUT, self.parts.metrics.sample()).await {
-                Ok(Ok(metrics)) => Some(metrics),
-                Ok(Err(error)) => {
-                    tracing::debug!(%error, "no metrics for this heartbeat");
-                    None
+            let (metrics, ()) = tokio::join!(self.node_metrics(), self.sample_usage(&mut usage));
+            let mut report = self.report();
+            for instance in &mut report.instances {
+                if matches!(instance.state, LocalState::Running | LocalState::Stopping) {
+                    instance.usage = usage.latest(&instance.id);
                 }
-                Err(_) => None,
-            };
+            }
             let heartbeat = Heartbeat {
                 id: self.config.id.clone(),
                 sent_at: SystemTime::now(),
                 metrics,
-                report: self.report(),
+                report,
             };
             let call = timeout(
                 self.call_timeout(),
@@ -117,6 +124,59 @@ impl WorkerInner {
                     healthy = false;
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// A node metrics sample, or none if it fails or takes over [`SAMPLE_TIMEOUT`].
+    async fn node_metrics(&self) -> Option<NodeMetrics> {
+        match timeout(SAMPLE_TIMEOUT, self.parts.metrics.sample()).await {
+            Ok(Ok(metrics)) => Some(metrics),
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "no metrics for this heartbeat");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Samples every running instance's usage through the runtime, all at once, each sample
+    /// bounded by [`SAMPLE_TIMEOUT`]; at most one round per half heartbeat interval.
+    async fn sample_usage(&self, tracker: &mut UsageTracker) {
+        let now = Instant::now();
+        let min_interval = (self.config.heartbeat_interval / 2).max(MIN_USAGE_INTERVAL);
+        if !tracker.due(now, min_interval) {
+            return;
+        }
+        let running: Vec<_> = self
+            .table()
+            .entries
+            .iter()
+            .filter(|(_, i)| i.state == LocalState::Running)
+            .map(|(id, i)| (*id, i.resources))
+            .collect();
+        tracker.begin_round(
+            now,
+            &running.iter().map(|(id, _)| *id).collect::<HashSet<_>>(),
+        );
+        let mut samples = JoinSet::new();
+        for (id, request) in running {
+            let runtime = self.parts.runtime.clone();
+            samples.spawn(async move {
+                let sample = match timeout(SAMPLE_TIMEOUT, runtime.usage(id)).await {
+                    Ok(Ok(sample)) => Some(sample),
+                    Ok(Err(error)) => {
+                        tracing::trace!(instance = %id, %error, "no usage for this heartbeat");
+                        None
+                    }
+                    Err(_) => None,
+                };
+                (id, request, sample, Instant::now())
+            });
+        }
+        while let Some(done) = samples.join_next().await {
+            if let Ok((id, request, sample, at)) = done {
+                tracker.record(id, request, sample, at);
             }
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::time::Instant;
 
-use crate::model::{BootId, InstanceId, ServiceName};
+use crate::model::{BootId, InstanceId, Resources, ServiceName};
 use crate::runtime::ExitStatus;
 use crate::transport::InstanceDirectory;
 use crate::wire::{InstanceReport, LocalState, ReportedInstance};
@@ -18,6 +18,8 @@ use crate::wire::{InstanceReport, LocalState, ReportedInstance};
 #[derive(Debug, Clone)]
 pub(crate) struct LocalInstance {
     pub service: ServiceName,
+    /// What it asked for; `None` for an instance adopted from the runtime.
+    pub resources: Option<Resources>,
     pub stop_grace: Duration,
     pub state: LocalState,
     pub address: Option<SocketAddr>,
@@ -37,6 +39,7 @@ impl LocalInstance {
             pid: self.pid,
             exit: self.exit,
             reason: self.reason.clone(),
+            usage: None,
         }
     }
 }

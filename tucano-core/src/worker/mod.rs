@@ -5,6 +5,7 @@ mod heartbeat;
 mod instance_table;
 mod readiness;
 mod runner;
+mod usage_tracker;
 
 pub use instance_table::LocalDirectory;
 
@@ -135,6 +136,7 @@ impl Worker {
                 adopted.id,
                 LocalInstance {
                     service: adopted.service,
+                    resources: None,
                     stop_grace: ADOPTED_STOP_GRACE,
                     state: LocalState::Running,
                     address: Some(adopted.address),

@@ -56,6 +56,7 @@ impl WorkerInner {
                 id,
                 LocalInstance {
                     service: spec.service.clone(),
+                    resources: Some(spec.resources),
                     stop_grace: spec.stop_grace_period,
                     state: LocalState::Starting,
                     address: None,

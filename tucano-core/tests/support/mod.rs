@@ -85,6 +85,7 @@ impl WorkerTransport for FakeWorkers {
                 pid: None,
                 exit: None,
                 reason: None,
+                usage: None,
             },
             boot_id: self.boot(&worker.id),
             generation: self.generation.fetch_add(1, Ordering::SeqCst) + 1,
@@ -136,6 +137,7 @@ impl FakeWorkers {
                 pid: None,
                 exit: None,
                 reason: None,
+                usage: None,
             })
             .collect();
         InstanceReport {

@@ -1,6 +1,7 @@
 //! [`DockerRuntime`]: instances as Docker containers, through the engine's API.
 
 mod container_config;
+mod container_usage;
 mod events;
 mod exit_status;
 mod labels;
@@ -25,7 +26,7 @@ use tokio::task::JoinHandle;
 use tucano_core::wire::{LogLine, LogStream};
 use tucano_core::{
     ExitStatus, InstanceId, InstanceSpec, PullPolicy, Runtime, RuntimeError, RuntimeEvent,
-    RuntimeInstance, RuntimeKind, ServiceName, StartedInstance, WorkerId,
+    RuntimeInstance, RuntimeKind, ServiceName, StartedInstance, UsageSample, WorkerId,
 };
 
 pub(crate) use labels::label_filter;
@@ -584,6 +585,16 @@ impl Runtime for DockerRuntime {
 
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// The engine's one-shot stats of the instance's container (CPU time, memory without
+    /// inactive file pages) and its cgroup v2 `cpu.pressure` where that can be read.
+    async fn usage(&self, id: InstanceId) -> Result<UsageSample, RuntimeError> {
+        let (container, pid) = lock(&self.inner.instances)
+            .get(&id)
+            .map(|known| (known.container.clone(), known.pid))
+            .ok_or(RuntimeError::NotFound(id))?;
+        container_usage::container_usage(&self.inner.docker, &container, pid).await
     }
 }
 

@@ -3,6 +3,7 @@
 mod listener_owner;
 mod log_buffer;
 mod port_allocator;
+mod proc_usage;
 mod spawner;
 
 pub use log_buffer::{LogBuffer, MAX_LINE_BYTES};
@@ -24,7 +25,9 @@ use tokio::process::Command;
 use tokio::sync::{broadcast, watch};
 use tokio::time::{Instant, sleep, timeout};
 
-use super::{ExitStatus, Runtime, RuntimeError, RuntimeEvent, RuntimeInstance, StartedInstance};
+use super::{
+    ExitStatus, Runtime, RuntimeError, RuntimeEvent, RuntimeInstance, StartedInstance, UsageSample,
+};
 use crate::model::{InstanceId, InstanceSpec, RuntimeKind, ServiceName};
 use crate::wire::{LogLine, LogStream};
 use spawner::Spawner;
@@ -39,6 +42,8 @@ const MAX_EXITED_KEPT: usize = 256;
 const LOG_LINES: usize = 1000;
 /// Output bytes kept per instance.
 const LOG_BYTES: usize = 256 * 1024;
+/// Longest a usage sample (a few `/proc` reads) may take.
+const USAGE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Settings of a [`ProcessRuntime`].
 #[derive(Clone, Debug)]
@@ -460,6 +465,28 @@ impl Runtime for ProcessRuntime {
 
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// The instance's main process from `/proc` (see `proc_usage`): CPU time with that of its
+    /// ended children, resident memory, and its cgroup's pressure if it has a cgroup of its own
+    /// (instances share the worker's cgroup unless something else moved them).
+    async fn usage(&self, id: InstanceId) -> Result<UsageSample, RuntimeError> {
+        let pid = lock(&self.inner.instances)
+            .get(&id)
+            .filter(|i| i.exit.borrow().is_none())
+            .map(|i| i.pid)
+            .ok_or(RuntimeError::NotFound(id))?;
+        let read = tokio::task::spawn_blocking(move || proc_usage::sample(pid));
+        match timeout(USAGE_TIMEOUT, read).await {
+            Ok(Ok(Some(sample))) => Ok(sample),
+            Ok(Ok(None)) => Err(RuntimeError::Other(format!(
+                "could not read the usage of process {pid}"
+            ))),
+            Ok(Err(error)) => Err(RuntimeError::Other(format!("usage task failed: {error}"))),
+            Err(_) => Err(RuntimeError::Other(format!(
+                "reading the usage of process {pid} took over {USAGE_TIMEOUT:?}"
+            ))),
+        }
     }
 }
 
