@@ -36,6 +36,7 @@ pub mod scenarios;
 mod service_time;
 mod simulation;
 mod table;
+mod utilisation;
 
 pub use cluster::{ClusterSpec, WorkerSpec};
 pub use config::{Scaling, SimConfig};

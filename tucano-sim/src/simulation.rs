@@ -8,7 +8,9 @@
 //!   [`publish_at`](RoutingTable::publish_at) on the simulated clock.
 //! - Autoscaling: every interval the real [`SignalSampler`] samples the table and the real
 //!   [`Autoscaler`] built from the service's [`AutoscaleSpec`](tucano_core::AutoscaleSpec)
-//!   decides the desired replicas.
+//!   decides the desired replicas. The sampler's signals are completed with `cpu`: the mean
+//!   share of the serving instances' request slots in use since the previous round (what the
+//!   workers' usage reports give the controller; memory is not modelled).
 //! - Placement: new instances go where the real scheduler [`Pipeline`] puts them; surplus
 //!   instances stop as the controller stops them (starting before serving, newest first).
 //!
@@ -40,6 +42,7 @@ use crate::config::{Scaling, SimConfig};
 use crate::load_profile::Arrivals;
 use crate::outcome::{Outcome, Sample, nearest_rank};
 use crate::random::SplitMix64;
+use crate::utilisation::Utilisation;
 
 /// Why a run could not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,7 +117,7 @@ struct Instance {
     endpoint: Endpoint,
     worker: usize,
     phase: Phase,
-    busy: u32,
+    utilisation: Utilisation,
     queue: VecDeque<usize>,
     placed_ns: u64,
     stopped_ns: Option<u64>,
@@ -304,7 +307,7 @@ impl<'a> Simulation<'a> {
         let Some(target) = self.instances.get_mut(instance) else {
             return;
         };
-        if target.busy < concurrency {
+        if target.utilisation.busy() < concurrency {
             self.serve(instance, request);
         } else {
             target.queue.push_back(request);
@@ -315,7 +318,8 @@ impl<'a> Simulation<'a> {
         let Some(target) = self.instances.get_mut(instance) else {
             return;
         };
-        target.busy += 1;
+        let busy = target.utilisation.busy() + 1;
+        target.utilisation.set_busy(self.now, busy);
         let speed = self
             .config
             .cluster
@@ -338,7 +342,7 @@ impl<'a> Simulation<'a> {
             let state = pick.guard().state();
             state.observe(latency, false, self.now);
             if let Some(served) = self.instances.get(instance) {
-                let held = served.busy as usize + served.queue.len();
+                let held = served.utilisation.busy() as usize + served.queue.len();
                 state.report_load(held as f32 / concurrency as f32);
             }
             drop(pick);
@@ -349,8 +353,10 @@ impl<'a> Simulation<'a> {
             self.outcome.latencies_ns.push(latency);
             self.outcome.last_completion_ns = Some(self.now);
         }
+        let now = self.now;
         let next = self.instances.get_mut(instance).and_then(|served| {
-            served.busy = served.busy.saturating_sub(1);
+            let busy = served.utilisation.busy().saturating_sub(1);
+            served.utilisation.set_busy(now, busy);
             served.queue.pop_front()
         });
         if let Some(next) = next {
@@ -363,19 +369,24 @@ impl<'a> Simulation<'a> {
             && started.phase == Phase::Starting
         {
             started.phase = Phase::Serving;
+            started.utilisation = Utilisation::starting_at(self.now);
             self.publish();
         }
     }
 
     fn tick(&mut self) -> Result<(), SimError> {
         let now = Duration::from_nanos(self.now);
+        let cpu = self.read_cpu();
         if let Some(autoscaler) = self.autoscaler.as_mut() {
             let signals = self
                 .sampler
                 .sample(&self.table, self.now)
                 .into_iter()
                 .find(|(name, _)| *name == self.service)
-                .map(|(_, signals)| signals);
+                .map(|(_, mut signals)| {
+                    signals.cpu = cpu;
+                    signals
+                });
             if let Some(decision) = autoscaler.decide(now, self.desired, signals.as_ref()) {
                 self.desired = decision.to;
                 self.outcome.decisions.push(decision);
@@ -388,6 +399,21 @@ impl<'a> Simulation<'a> {
             self.schedule(next, EventKind::Tick);
         }
         Ok(())
+    }
+
+    /// The serving instances' mean CPU use since the previous round: the share of their
+    /// request slots in use (an instance whose slots are all busy uses all the CPU it asked
+    /// for), as the workers' usage reports give the controller.
+    fn read_cpu(&mut self) -> Option<f64> {
+        let slots = self.config.cluster.concurrency.max(1);
+        let now = self.now;
+        let shares: Vec<f64> = self
+            .instances
+            .iter_mut()
+            .filter(|i| i.phase == Phase::Serving)
+            .filter_map(|i| i.utilisation.read(now, slots))
+            .collect();
+        (!shares.is_empty()).then(|| shares.iter().sum::<f64>() / shares.len() as f64)
     }
 
     /// Starts or stops instances until the live ones match the desired count.
@@ -481,7 +507,7 @@ impl<'a> Simulation<'a> {
             },
             worker,
             phase: Phase::Starting,
-            busy: 0,
+            utilisation: Utilisation::starting_at(self.now),
             queue: VecDeque::new(),
             placed_ns: self.now,
             stopped_ns: None,

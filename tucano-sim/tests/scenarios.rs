@@ -130,3 +130,42 @@ fn an_unknown_scenario_is_refused_by_name() {
         assert!(error.contains(name), "{error}");
     }
 }
+
+#[test]
+fn target_tracking_on_cpu_settles_where_the_slots_are_as_busy_as_asked() {
+    use tucano_core::AutoscaleSpec;
+    use tucano_core::autoscale::Metric;
+    use tucano_core::model::PolicySpec;
+    // 80 requests/s of 50 ms keep 4 request slots busy on average: with 4 slots per replica,
+    // each of N replicas is 1/N busy, so a CPU target of 0.25 wants 4 replicas. A second's
+    // utilisation is noisy (about 20 requests per replica), so scale-ups wait for 10 s of
+    // agreement; with the HPA's 0 s the count creeps up on the noise (to 6 here).
+    let spec = AutoscaleSpec {
+        min: 1,
+        max: 16,
+        policy: PolicySpec::Target {
+            metric: Metric::Cpu,
+            target: 0.25,
+            tolerance: 0.1,
+            scale_up_stabilization: Duration::from_secs(10),
+            scale_down_stabilization: Duration::from_secs(60),
+        },
+        to_zero: None,
+    };
+    let config = SimConfig::new(
+        2,
+        scenarios::autoscaled_cluster(),
+        ServiceTime::Exponential(Duration::from_millis(50)),
+        LoadProfile::constant(80.0, Duration::from_secs(300)),
+        "least_connections",
+        Scaling::Autoscale(spec),
+    );
+    let outcome = simulate(&config).unwrap();
+    let settled = outcome.samples.last().unwrap().ready;
+    assert!((4..=5).contains(&settled), "settled at {settled}");
+    assert!(
+        outcome.decisions.iter().all(|d| d.reason.contains("cpu")),
+        "{:?}",
+        outcome.decisions
+    );
+}

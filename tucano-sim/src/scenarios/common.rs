@@ -44,8 +44,24 @@ pub fn capacity(min: u32, max: u32, idle_timeout: Duration) -> AutoscaleSpec {
     }
 }
 
+/// Target tracking with the HPA's defaults on `metric` at `target` per replica, in 1..=max.
+fn target(metric: Metric, target: f64) -> Scaling {
+    Scaling::Autoscale(AutoscaleSpec {
+        min: 1,
+        max: MAX_REPLICAS,
+        policy: PolicySpec::Target {
+            metric,
+            target,
+            tolerance: 0.1,
+            scale_up_stabilization: Duration::ZERO,
+            scale_down_stabilization: Duration::from_secs(300),
+        },
+        to_zero: None,
+    })
+}
+
 /// The policies the step and square-wave scenarios compare: static provisioning at the
-/// maximum, then each autoscaling policy within 1..=max, with its settings in its name.
+/// maximum, then each autoscaling policy within 1..=max.
 pub fn contenders() -> Vec<(&'static str, Scaling)> {
     vec![
         ("static_max", Scaling::Fixed(MAX_REPLICAS)),
@@ -68,21 +84,8 @@ pub fn contenders() -> Vec<(&'static str, Scaling)> {
                 to_zero: None,
             }),
         ),
-        (
-            "target",
-            Scaling::Autoscale(AutoscaleSpec {
-                min: 1,
-                max: MAX_REPLICAS,
-                policy: PolicySpec::Target {
-                    metric: Metric::RequestRate,
-                    target: 40.0,
-                    tolerance: 0.1,
-                    scale_up_stabilization: Duration::ZERO,
-                    scale_down_stabilization: Duration::from_secs(300),
-                },
-                to_zero: None,
-            }),
-        ),
+        ("target", target(Metric::RequestRate, 40.0)),
+        ("target_cpu", target(Metric::Cpu, 0.6)),
     ]
 }
 
@@ -100,6 +103,17 @@ pub fn reversal_window(scaling: &Scaling) -> Option<Duration> {
             } => *scale_down_stabilization,
         }),
     }
+}
+
+/// Whether `scaling` is target tracking, whose recommendations are stabilised.
+pub fn is_stabilised(scaling: &Scaling) -> bool {
+    matches!(
+        scaling,
+        Scaling::Autoscale(AutoscaleSpec {
+            policy: PolicySpec::Target { .. },
+            ..
+        })
+    )
 }
 
 /// The serving replicas of each sample.

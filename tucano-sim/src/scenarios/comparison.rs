@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::common::{
-    SERVICE_TIME, autoscaled_cluster, contenders, offered_series, p95_series, ready_series,
+    SERVICE_TIME, autoscaled_cluster, contenders, is_stabilised, offered_series, p95_series,
+    ready_series, reversal_window,
 };
 use crate::config::SimConfig;
 use crate::load_profile::LoadProfile;
@@ -21,8 +22,10 @@ pub const BALANCING: &str = "least_connections";
 pub struct Contender {
     /// The policy (`static_max`, `capacity`, ...).
     pub name: &'static str,
-    /// Its stabilisation window, within which reversals are counted.
+    /// The window within which its reversals are counted.
     pub window: Option<Duration>,
+    /// Whether the policy stabilises its recommendations (target tracking).
+    pub stabilised: bool,
     /// What happened.
     pub outcome: Outcome,
 }
@@ -48,7 +51,8 @@ pub fn run(seed: u64, load: &LoadProfile) -> Result<Vec<Contender>, SimError> {
     contenders()
         .into_iter()
         .map(|(name, scaling)| {
-            let window = super::common::reversal_window(&scaling);
+            let window = reversal_window(&scaling);
+            let stabilised = is_stabilised(&scaling);
             let config = SimConfig::new(
                 seed,
                 autoscaled_cluster(),
@@ -60,6 +64,7 @@ pub fn run(seed: u64, load: &LoadProfile) -> Result<Vec<Contender>, SimError> {
             Ok(Contender {
                 name,
                 window,
+                stabilised,
                 outcome: simulate(&config)?,
             })
         })
