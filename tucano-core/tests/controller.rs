@@ -517,3 +517,40 @@ async fn autoscaler_decisions_change_replicas_and_are_recorded_with_their_cause(
         Err(ControllerError::ServiceNotFound(_))
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_autoscaling_loop_lists_only_autoscaled_services_not_being_deleted() {
+    let h = harness().await;
+    h.register("a").await;
+    let autoscaled = |name: &str| {
+        let mut spec = spec(name, 1);
+        spec.autoscale = Some(
+            serde_json::from_str(
+                r#"{"policy": "capacity", "min": 1, "max": 3, "max_in_flight": 2, "idle_timeout": "10s"}"#,
+            )
+            .unwrap(),
+        );
+        spec
+    };
+    h.controller.create_service(spec("plain", 1)).await.unwrap();
+    h.controller
+        .create_service(autoscaled("auto"))
+        .await
+        .unwrap();
+    h.controller
+        .create_service(autoscaled("going"))
+        .await
+        .unwrap();
+    h.controller.delete_service("going").await.unwrap();
+    let names: Vec<String> = h
+        .controller
+        .autoscaled_services()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.name.to_string())
+        .collect();
+    assert_eq!(names, ["auto"]);
+    let all = h.controller.list_services().await.unwrap();
+    assert!(all.iter().any(|s| s.name.as_str() == "plain"));
+}

@@ -77,7 +77,7 @@ pub async fn run_autoscalers(
             }
         }
         let (Ok(services), Ok(workers)) = (
-            controller.list_services().await,
+            controller.autoscaled_services().await,
             controller.list_workers().await,
         ) else {
             return;

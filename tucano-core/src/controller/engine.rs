@@ -39,6 +39,7 @@ pub(crate) type DeleteStarted = (ServiceView, Option<oneshot::Receiver<ServiceVi
 pub(crate) enum Command {
     CreateService(ServiceSpec, Reply<Result<ServiceView, ControllerError>>),
     ListServices(Reply<Vec<ServiceView>>),
+    ListAutoscaled(Reply<Vec<ServiceView>>),
     GetService(String, Reply<Result<ServiceView, ControllerError>>),
     ScaleService(String, u32, Reply<Result<ServiceView, ControllerError>>),
     UpdateService(ServiceSpec, Reply<Result<ServiceView, ControllerError>>),
@@ -207,6 +208,15 @@ impl Engine {
             }
             Command::ListServices(reply) => {
                 let _ = reply.send(self.services.values().map(ServiceRecord::view).collect());
+            }
+            Command::ListAutoscaled(reply) => {
+                let views = self
+                    .services
+                    .values()
+                    .filter(|s| s.spec.autoscale.is_some() && !s.deleting)
+                    .map(ServiceRecord::view)
+                    .collect();
+                let _ = reply.send(views);
             }
             Command::GetService(name, reply) => {
                 let _ = reply.send(self.service(&name).map(ServiceRecord::view));

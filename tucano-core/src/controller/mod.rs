@@ -223,6 +223,13 @@ impl ControllerHandle {
         self.ask(Command::ListServices).await
     }
 
+    /// The services an autoscaler looks after: those with `autoscale` in their spec, not being
+    /// deleted (what the autoscaling loop lists each round, so its cost follows them, not the
+    /// cluster).
+    pub async fn autoscaled_services(&self) -> Result<Vec<ServiceView>, ControllerError> {
+        self.ask(Command::ListAutoscaled).await
+    }
+
     /// One service.
     pub async fn service(&self, name: &str) -> Result<ServiceView, ControllerError> {
         let name = name.to_owned();
