@@ -359,10 +359,7 @@ impl AutoscaleSpec {
             PolicySpec::Capacity {
                 max_in_flight,
                 idle_timeout,
-            } => Box::new(Capacity {
-                max_in_flight: *max_in_flight,
-                idle_timeout: *idle_timeout,
-            }),
+            } => Box::new(Capacity::new(*max_in_flight, *idle_timeout)),
             PolicySpec::Threshold {
                 metric,
                 upper,
@@ -520,6 +517,11 @@ mod tests {
             }]),
             ..ServiceSignals::default()
         };
+        // Full at two rounds in a row: one more.
+        assert_eq!(
+            autoscaler.decide(Duration::from_secs(1), 1, Some(&full)),
+            None
+        );
         let decision = autoscaler
             .decide(Duration::from_secs(1), 1, Some(&full))
             .unwrap();
