@@ -202,11 +202,11 @@ mod tests {
         assert!((signals.memory.unwrap() - 0.3).abs() < 1e-9, "{signals:?}");
         assert_eq!(signals.cpu_pressure, Some(0.2));
 
-        // The idle instance's usage is 60 s old: the mean is the busy one's alone.
+        // The idle instance's usage is 60 s old: missing, not the busy one's alone.
         let mut signals = ServiceSignals::default();
         let one_stale = web(&[(Duration::ZERO, busy), (Duration::from_secs(60), idle)]);
         add_heartbeat_signals(&mut signals, &one_stale, &workers, max_age);
-        assert_eq!(signals.cpu, Some(0.9));
+        assert_eq!((signals.cpu, signals.memory), (None, None));
 
         // All stale: missing, which never scales down.
         let mut signals = ServiceSignals::default();

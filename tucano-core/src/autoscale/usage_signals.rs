@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use crate::model::InstanceState;
 use crate::wire::{InstanceUsage, ServiceView};
 
-/// A service's instance usage signals: each the mean over its running instances whose latest
-/// usage is fresh and has that figure; `None` where none has.
+/// A service's instance usage signals: each the mean over its running instances that have that
+/// figure, all fresh; `None` where none has it or any is stale.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct UsageSignals {
     /// Mean CPU use as a share of each instance's request ([`InstanceUsage::cpu`]).
@@ -19,21 +19,27 @@ pub struct UsageSignals {
     pub cpu_pressure: Option<f64>,
 }
 
-/// The usage signals of `service` at `now`: usage received more than `max_age` before `now` is
-/// stale and left out, so an instance whose worker went quiet counts as missing (which never
-/// scales down), not as idle.
+/// The usage signals of `service` at `now`. Usage received more than `max_age` before `now`
+/// is stale, and one running instance with stale usage makes every figure missing: a worker
+/// that went quiet may be running the busiest instances, and a mean of the others could scale
+/// the service down (missing never does). Instances that have reported no usage yet (it takes
+/// two samples) are left out.
 pub fn usage_signals(service: &ServiceView, now: SystemTime, max_age: Duration) -> UsageSignals {
-    let fresh: Vec<InstanceUsage> = service
-        .instances
-        .iter()
-        .filter(|i| i.state == InstanceState::Running)
-        .filter_map(|i| i.usage)
-        .filter(|u| {
-            now.duration_since(u.received_at)
-                .map_or(true, |age| age <= max_age)
-        })
-        .map(|u| u.usage)
-        .collect();
+    let running = || {
+        service
+            .instances
+            .iter()
+            .filter(|i| i.state == InstanceState::Running)
+            .filter_map(|i| i.usage)
+    };
+    let is_fresh = |u: &crate::wire::MeasuredUsage| {
+        now.duration_since(u.received_at)
+            .map_or(true, |age| age <= max_age)
+    };
+    if !running().all(|u| is_fresh(&u)) {
+        return UsageSignals::default();
+    }
+    let fresh: Vec<InstanceUsage> = running().map(|u| u.usage).collect();
     UsageSignals {
         cpu: mean(fresh.iter().filter_map(|u| u.cpu)),
         memory: mean(fresh.iter().filter_map(|u| u.memory)),
@@ -145,10 +151,12 @@ mod tests {
         ]);
         let both = usage_signals(&web, at(110), MAX_AGE);
         assert!((both.cpu.unwrap() - 0.5).abs() < 1e-9, "{both:?}");
-        // At 115 the first is 15 s old: only the second counts.
-        let one = usage_signals(&web, at(115), MAX_AGE);
-        assert_eq!(one.cpu, Some(0.9));
-        assert_eq!(one.memory, None);
+        // At 115 the first is 15 s old: the mean of the second alone could scale down a
+        // service whose quiet instance is the busy one, so every figure is missing.
+        assert_eq!(
+            usage_signals(&web, at(115), MAX_AGE),
+            UsageSignals::default()
+        );
         // Both stale: nothing, which never scales down.
         assert_eq!(
             usage_signals(&web, at(200), MAX_AGE),

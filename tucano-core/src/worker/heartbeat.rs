@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
@@ -22,6 +23,8 @@ const SAMPLE_TIMEOUT: Duration = Duration::from_millis(500);
 const MIN_CALL_TIMEOUT: Duration = Duration::from_millis(200);
 /// Shortest time between two rounds of instance usage samples.
 const MIN_USAGE_INTERVAL: Duration = Duration::from_millis(100);
+/// Most instance usage samples in flight at once (each a /proc read or an engine call).
+const USAGE_CONCURRENCY: usize = 16;
 
 impl WorkerInner {
     pub(crate) fn registration(&self) -> Registration {
@@ -140,8 +143,10 @@ impl WorkerInner {
         }
     }
 
-    /// Samples every running instance's usage through the runtime, all at once, each sample
-    /// bounded by [`SAMPLE_TIMEOUT`]; at most one round per half heartbeat interval.
+    /// Samples every running instance's usage through the runtime, at most
+    /// [`USAGE_CONCURRENCY`] at once, the whole round bounded by [`SAMPLE_TIMEOUT`] (an
+    /// instance not sampled in time reports no usage this round); at most one round per half
+    /// heartbeat interval. A sample counts as taken halfway through its call.
     async fn sample_usage(&self, tracker: &mut UsageTracker) {
         let now = Instant::now();
         let min_interval = (self.config.heartbeat_interval / 2).max(MIN_USAGE_INTERVAL);
@@ -159,24 +164,39 @@ impl WorkerInner {
             now,
             &running.iter().map(|(id, _)| *id).collect::<HashSet<_>>(),
         );
+        let permits = Arc::new(Semaphore::new(USAGE_CONCURRENCY));
         let mut samples = JoinSet::new();
-        for (id, request) in running {
+        for &(id, request) in &running {
             let runtime = self.parts.runtime.clone();
+            let permits = Arc::clone(&permits);
             samples.spawn(async move {
-                let sample = match timeout(SAMPLE_TIMEOUT, runtime.usage(id)).await {
-                    Ok(Ok(sample)) => Some(sample),
-                    Ok(Err(error)) => {
+                let _permit = permits.acquire_owned().await.ok();
+                let before = Instant::now();
+                let sample = match runtime.usage(id).await {
+                    Ok(sample) => Some(sample),
+                    Err(error) => {
                         tracing::trace!(instance = %id, %error, "no usage for this heartbeat");
                         None
                     }
-                    Err(_) => None,
                 };
-                (id, request, sample, Instant::now())
+                let taken = before + Instant::now().saturating_duration_since(before) / 2;
+                (id, request, sample, taken)
             });
         }
-        while let Some(done) = samples.join_next().await {
-            if let Ok((id, request, sample, at)) = done {
-                tracker.record(id, request, sample, at);
+        let mut sampled = HashSet::with_capacity(running.len());
+        let collect = async {
+            while let Some(done) = samples.join_next().await {
+                if let Ok((id, request, sample, at)) = done {
+                    tracker.record(id, request, sample, at);
+                    sampled.insert(id);
+                }
+            }
+        };
+        let _ = timeout(SAMPLE_TIMEOUT, collect).await;
+        samples.abort_all();
+        for (id, request) in running {
+            if !sampled.contains(&id) {
+                tracker.record(id, request, None, now);
             }
         }
     }
