@@ -347,6 +347,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn publish_at_stamps_new_endpoints_with_the_given_time_and_keeps_known_ones() {
+        let table = RoutingTable::new();
+        let web = name("web");
+        let (a, b) = (endpoint(), endpoint());
+        table.publish_at(&web, &spec("round_robin"), std::slice::from_ref(&a), 7 * MS);
+        table.publish_at(&web, &spec("round_robin"), &[a.clone(), b.clone()], 9 * MS);
+        let route = table.route("web").unwrap();
+        let first_seen = |e: &Endpoint| {
+            route
+                .endpoints()
+                .find(&e.instance)
+                .map(|backend| backend.state().first_seen_ns())
+        };
+        assert_eq!(first_seen(&a), Some(7 * MS));
+        assert_eq!(first_seen(&b), Some(9 * MS));
+    }
+
     fn rr() -> RouteSpec {
         RouteSpec::default()
     }

@@ -43,7 +43,8 @@ pub struct Outcome {
     pub latencies_ns: Vec<u64>,
     /// Requests that found no instance.
     pub failed: u64,
-    /// Instance-seconds provisioned (starting or serving) during the run.
+    /// Instance-seconds provisioned during the run: from placement until stopped and done
+    /// with the requests it held.
     pub replica_seconds: f64,
     /// When the first request arrived, in nanoseconds.
     pub first_arrival_ns: Option<u64>,
@@ -83,20 +84,6 @@ impl Outcome {
             (Some(first), Some(last)) => last.saturating_sub(first) as f64 / 1e9,
             _ => 0.0,
         }
-    }
-
-    /// Mean serving replicas over the samples taken in `[from_s, to_s)`.
-    pub fn mean_ready(&self, from_s: f64, to_s: f64) -> f64 {
-        let ready: Vec<f64> = self
-            .samples
-            .iter()
-            .filter(|s| (from_s..to_s).contains(&s.at_s))
-            .map(|s| f64::from(s.ready))
-            .collect();
-        if ready.is_empty() {
-            return 0.0;
-        }
-        ready.iter().sum::<f64>() / ready.len() as f64
     }
 
     /// When the direction of scaling reversed: a scale-up after a scale-down or the other

@@ -17,7 +17,8 @@
 //! What is modelled rather than run: an instance serves `concurrency` requests at once and
 //! queues the rest (first come, first served), each taking a service time drawn from the
 //! config divided by its worker's speed; it serves `startup` after it is placed; a stopped
-//! instance leaves the balancer at once and finishes the requests it holds. Networks and
+//! instance leaves the balancer at once and finishes the requests it holds, and costs
+//! replica-seconds until it has. Networks and
 //! the controller's own delays are not modelled (a decision takes effect at once). Scale to
 //! zero is not simulated: the activator that holds requests lives in the proxy's async path.
 //!
@@ -105,8 +106,9 @@ impl Ord for Event {
     }
 }
 
+/// Where an instance is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+enum Lifecycle {
     Starting,
     Serving,
     Stopped,
@@ -116,11 +118,19 @@ enum Phase {
 struct Instance {
     endpoint: Endpoint,
     worker: usize,
-    phase: Phase,
+    phase: Lifecycle,
     utilisation: Utilisation,
     queue: VecDeque<usize>,
     placed_ns: u64,
-    stopped_ns: Option<u64>,
+    /// When, stopped, it had finished its last request: the end of what it costs.
+    released_ns: Option<u64>,
+}
+
+impl Instance {
+    /// Nothing in service or queued.
+    fn is_empty(&self) -> bool {
+        self.utilisation.busy() == 0 && self.queue.is_empty()
+    }
 }
 
 #[derive(Debug)]
@@ -181,6 +191,17 @@ impl<'a> Simulation<'a> {
             }
             Scaling::Autoscale(spec) => Some(spec.autoscaler(config.max_signal_age)),
         };
+        if let Some(phase) = config
+            .load
+            .phases()
+            .iter()
+            .find(|p| !p.rate.is_finite() || p.rate < 0.0)
+        {
+            return Err(SimError::Unsupported(format!(
+                "an arrival rate of {} per second",
+                phase.rate
+            )));
+        }
         if config.interval.is_zero() {
             return Err(SimError::Unsupported("a zero loop interval".into()));
         }
@@ -227,7 +248,7 @@ impl<'a> Simulation<'a> {
             if let Some(instance) = self.place()?
                 && let Some(started) = self.instances.get_mut(instance)
             {
-                started.phase = Phase::Serving;
+                started.phase = Lifecycle::Serving;
             }
         }
         self.publish();
@@ -357,7 +378,11 @@ impl<'a> Simulation<'a> {
         let next = self.instances.get_mut(instance).and_then(|served| {
             let busy = served.utilisation.busy().saturating_sub(1);
             served.utilisation.set_busy(now, busy);
-            served.queue.pop_front()
+            let next = served.queue.pop_front();
+            if next.is_none() && served.phase == Lifecycle::Stopped && served.is_empty() {
+                served.released_ns = Some(now);
+            }
+            next
         });
         if let Some(next) = next {
             self.serve(instance, next);
@@ -366,9 +391,9 @@ impl<'a> Simulation<'a> {
 
     fn ready(&mut self, instance: usize) {
         if let Some(started) = self.instances.get_mut(instance)
-            && started.phase == Phase::Starting
+            && started.phase == Lifecycle::Starting
         {
-            started.phase = Phase::Serving;
+            started.phase = Lifecycle::Serving;
             started.utilisation = Utilisation::starting_at(self.now);
             self.publish();
         }
@@ -410,7 +435,7 @@ impl<'a> Simulation<'a> {
         let shares: Vec<f64> = self
             .instances
             .iter_mut()
-            .filter(|i| i.phase == Phase::Serving)
+            .filter(|i| i.phase == Lifecycle::Serving)
             .filter_map(|i| i.utilisation.read(now, slots))
             .collect();
         (!shares.is_empty()).then(|| shares.iter().sum::<f64>() / shares.len() as f64)
@@ -418,7 +443,7 @@ impl<'a> Simulation<'a> {
 
     /// Starts or stops instances until the live ones match the desired count.
     fn reconcile(&mut self) -> Result<(), SimError> {
-        let live = self.count(|p| p != Phase::Stopped);
+        let live = self.count(|p| p != Lifecycle::Stopped);
         let desired = self.desired as usize;
         if live < desired {
             for _ in live..desired {
@@ -431,15 +456,17 @@ impl<'a> Simulation<'a> {
         } else if live > desired {
             let mut surplus = live - desired;
             let mut stopped_serving = false;
-            for phase in [Phase::Starting, Phase::Serving] {
+            for phase in [Lifecycle::Starting, Lifecycle::Serving] {
                 for instance in self.instances.iter_mut().rev() {
                     if surplus == 0 {
                         break;
                     }
                     if instance.phase == phase {
-                        instance.phase = Phase::Stopped;
-                        instance.stopped_ns = Some(self.now);
-                        stopped_serving |= phase == Phase::Serving;
+                        instance.phase = Lifecycle::Stopped;
+                        if instance.is_empty() {
+                            instance.released_ns = Some(self.now);
+                        }
+                        stopped_serving |= phase == Lifecycle::Serving;
                         surplus -= 1;
                     }
                 }
@@ -451,7 +478,7 @@ impl<'a> Simulation<'a> {
         Ok(())
     }
 
-    fn count(&self, phase: impl Fn(Phase) -> bool) -> usize {
+    fn count(&self, phase: impl Fn(Lifecycle) -> bool) -> usize {
         self.instances.iter().filter(|i| phase(i.phase)).count()
     }
 
@@ -475,7 +502,7 @@ impl<'a> Simulation<'a> {
             let on_it = self
                 .instances
                 .iter()
-                .filter(|i| i.worker == index && i.phase != Phase::Stopped)
+                .filter(|i| i.worker == index && i.phase != Lifecycle::Stopped)
                 .count() as u32;
             candidate.instances = on_it;
             candidate.allocated.cpus = f64::from(on_it) * cluster.instance_cpus;
@@ -506,11 +533,11 @@ impl<'a> Simulation<'a> {
                 weight: 1,
             },
             worker,
-            phase: Phase::Starting,
+            phase: Lifecycle::Starting,
             utilisation: Utilisation::starting_at(self.now),
             queue: VecDeque::new(),
             placed_ns: self.now,
-            stopped_ns: None,
+            released_ns: None,
         });
         self.by_id.insert(instance, index);
         Ok(Some(index))
@@ -521,7 +548,7 @@ impl<'a> Simulation<'a> {
         let endpoints: Vec<Endpoint> = self
             .instances
             .iter()
-            .filter(|i| i.phase == Phase::Serving)
+            .filter(|i| i.phase == Lifecycle::Serving)
             .map(|i| i.endpoint.clone())
             .collect();
         self.table
@@ -542,8 +569,8 @@ impl<'a> Simulation<'a> {
             completed_total: self.completed_total,
             failed: interval.failed,
             desired: self.desired,
-            ready: self.count(|p| p == Phase::Serving) as u32,
-            provisioned: self.count(|p| p != Phase::Stopped) as u32,
+            ready: self.count(|p| p == Lifecycle::Serving) as u32,
+            provisioned: self.count(|p| p != Lifecycle::Stopped) as u32,
             in_flight: self.in_flight,
             p95_ms: nearest_rank(&interval.latencies_ns, 0.95).map(|ns| ns as f64 / 1e6),
         };
@@ -556,7 +583,7 @@ impl<'a> Simulation<'a> {
             .instances
             .iter()
             .map(|i| {
-                let stop = i.stopped_ns.unwrap_or(end).min(end);
+                let stop = i.released_ns.unwrap_or(end).min(end);
                 stop.saturating_sub(i.placed_ns.min(end)) as f64 / 1e9
             })
             .sum();

@@ -52,25 +52,34 @@ fn least_connections_needs_no_more_replicas_than_round_robin() {
     let results = scenarios::compute("replicas_vs_load", scenarios::DEFAULT_SEED).unwrap();
     goals_met(&results);
     let table = results.table("replicas_vs_load.csv").unwrap();
-    let replicas = |policy: &str| -> Vec<f64> {
+    let column = |policy: &str, index: usize| -> Vec<f64> {
         table
             .rows()
             .iter()
             .filter(|row| row[1] == policy)
-            .map(|row| row[2].parse().unwrap())
+            .map(|row| row[index].parse().unwrap())
             .collect()
     };
-    let (rr, lc) = (replicas("round_robin"), replicas("least_connections"));
-    assert_eq!(rr.len(), 16);
-    assert_eq!(lc.len(), 16);
+    // The capacity policy: replicas needed (column 3), and their unrounded means (column 2).
+    let (rr, lc) = (column("round_robin", 3), column("least_connections", 3));
+    assert_eq!((rr.len(), lc.len()), (16, 16));
     for (rr, lc) in rr.iter().zip(&lc) {
         assert!(lc <= rr, "least connections {lc} > round robin {rr}");
     }
+    let (rr_mean, lc_mean) = (column("round_robin", 2), column("least_connections", 2));
     // Not equal throughout: at high rates round robin needs clearly more.
     assert!(
-        rr.last().unwrap() - lc.last().unwrap() >= 4.0,
-        "{rr:?} {lc:?}"
+        rr_mean.last().unwrap() - lc_mean.last().unwrap() >= 4.0,
+        "{rr_mean:?} {lc_mean:?}"
     );
+    // The fewest fixed replicas holding the p95 target (column 5), a sizing without autoscaler.
+    let (rr, lc) = (column("round_robin", 5), column("least_connections", 5));
+    for (rr, lc) in rr.iter().zip(&lc) {
+        assert!(
+            lc <= rr,
+            "sizing: least connections {lc} > round robin {rr}"
+        );
+    }
 }
 
 #[test]
@@ -79,7 +88,7 @@ fn a_burst_scales_up_and_back_to_the_minimum() {
 }
 
 #[test]
-fn under_a_step_a_policy_holds_p95_with_a_quarter_fewer_replica_seconds() {
+fn under_a_step_a_policy_holds_the_runs_p95_with_a_quarter_fewer_replica_seconds() {
     goals_met(&scenarios::compute("step", scenarios::DEFAULT_SEED).unwrap());
 }
 
@@ -111,6 +120,15 @@ fn least_connections_answers_faster_than_round_robin_and_one_server() {
 
 #[test]
 fn write_puts_every_table_and_chart_in_the_directory() {
+    let font = std::env::var_os("TUCANO_PLOT_FONT").is_some()
+        || std::path::Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists()
+        || std::path::Path::new("/usr/share/fonts/TTF/DejaVuSans.ttf").exists();
+    if !font {
+        println!(
+            "SKIPPED write_puts_every_table_and_chart_in_the_directory: no TrueType font (install fonts-dejavu-core or set TUCANO_PLOT_FONT)"
+        );
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let results = scenarios::compute("burst", 3).unwrap();
     let files = scenarios::write(&results, dir.path()).unwrap();
@@ -168,4 +186,20 @@ fn target_tracking_on_cpu_settles_where_the_slots_are_as_busy_as_asked() {
         "{:?}",
         outcome.decisions
     );
+}
+
+#[test]
+fn a_rate_that_is_not_a_finite_number_is_refused() {
+    for rate in [f64::INFINITY, f64::NAN, -1.0] {
+        let config = SimConfig::new(
+            1,
+            ClusterSpec::uniform(1, 1),
+            ServiceTime::Constant(Duration::from_millis(1)),
+            LoadProfile::constant(rate, Duration::from_secs(1)),
+            "round_robin",
+            Scaling::Fixed(1),
+        );
+        let error = simulate(&config).unwrap_err().to_string();
+        assert!(error.contains("arrival rate"), "{error}");
+    }
 }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::common::{
-    SERVICE_TIME, autoscaled_cluster, contenders, is_stabilised, offered_series, p95_series,
-    ready_series, reversal_window,
+    P95_TARGET_MS, SERVICE_TIME, autoscaled_cluster, contenders, is_stabilised, offered_series,
+    p95_series, ready_series, reversal_window,
 };
 use crate::config::SimConfig;
 use crate::load_profile::LoadProfile;
@@ -37,6 +37,15 @@ impl Contender {
             return 0.0;
         }
         100.0 * (1.0 - self.outcome.replica_seconds / baseline.outcome.replica_seconds)
+    }
+
+    /// Seconds whose p95 latency was above the target.
+    pub fn seconds_over_target(&self) -> usize {
+        self.outcome
+            .samples
+            .iter()
+            .filter(|s| s.p95_ms.is_some_and(|p95| p95 > P95_TARGET_MS))
+            .count()
     }
 
     /// The most direction reversals within its window (0 for static provisioning).
@@ -112,6 +121,7 @@ pub fn summary_table(contenders: &[Contender]) -> Table {
         "p50_ms",
         "p95_ms",
         "p99_ms",
+        "seconds_p95_over_target",
         "replica_seconds",
         "saving_vs_static_pct",
         "scaling_decisions",
@@ -131,6 +141,7 @@ pub fn summary_table(contenders: &[Contender]) -> Table {
             cell(o.quantile_ms(0.5)),
             cell(o.quantile_ms(0.95)),
             cell(o.quantile_ms(0.99)),
+            c.seconds_over_target().to_string(),
             cell(o.replica_seconds),
             cell(c.saving_pct(baseline)),
             o.decisions.len().to_string(),
@@ -182,8 +193,16 @@ pub fn charts(title: &str, contenders: &[Contender]) -> Vec<Panel> {
 /// One line per contender for the printed summary.
 pub fn summary_lines(contenders: &[Contender]) -> String {
     let mut out = format!(
-        "{:<12} {:>8} {:>7} {:>9} {:>9} {:>12} {:>8} {:>10}\n",
-        "policy", "requests", "failed", "p95 ms", "p99 ms", "replica-s", "saving", "reversals"
+        "{:<12} {:>8} {:>7} {:>9} {:>9} {:>7} {:>12} {:>8} {:>10}\n",
+        "policy",
+        "requests",
+        "failed",
+        "p95 ms",
+        "p99 ms",
+        "s over",
+        "replica-s",
+        "saving",
+        "reversals"
     );
     let Some(baseline) = contenders.first() else {
         return out;
@@ -200,12 +219,13 @@ pub fn summary_lines(contenders: &[Contender]) -> String {
             None => "-".to_owned(),
         };
         out.push_str(&format!(
-            "{:<12} {:>8} {:>7} {:>9.1} {:>9.1} {:>12.0} {:>7.1}% {:>10}\n",
+            "{:<12} {:>8} {:>7} {:>9.1} {:>9.1} {:>7} {:>12.0} {:>7.1}% {:>10}\n",
             c.name,
             o.completed(),
             o.failed,
             o.quantile_ms(0.95),
             o.quantile_ms(0.99),
+            c.seconds_over_target(),
             o.replica_seconds,
             c.saving_pct(baseline),
             reversals
