@@ -27,6 +27,7 @@ pub const FAILURE_PENALTY_NS: u64 = 1_000_000_000;
 #[derive(Debug)]
 pub struct EndpointState {
     in_flight: AtomicUsize,
+    started: AtomicU64,
     rtt_ns: AtomicU64,
     rtt_at_ns: AtomicU64,
     load: AtomicU32,
@@ -54,6 +55,7 @@ impl EndpointState {
     pub fn new(now_ns: u64) -> Self {
         Self {
             in_flight: AtomicUsize::new(0),
+            started: AtomicU64::new(0),
             rtt_ns: AtomicU64::new(DEFAULT_RTT_NS.to_bits()),
             rtt_at_ns: AtomicU64::new(now_ns),
             load: AtomicU32::new(f32::NAN.to_bits()),
@@ -84,9 +86,15 @@ impl EndpointState {
         f64::from(in_flight) + 1.0
     }
 
+    /// How many requests were sent to this endpoint since it was first seen.
+    pub fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
     /// Counts one more request in flight until the returned guard is dropped.
     pub fn track(self: &Arc<Self>) -> InFlightGuard {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.started.fetch_add(1, Ordering::Relaxed);
         InFlightGuard {
             state: Arc::clone(self),
         }

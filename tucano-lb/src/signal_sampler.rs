@@ -1,27 +1,28 @@
 //! The balancer as an autoscaling signal source: each service's replicas with their requests
-//! in flight and last request, the load they report (`x-tucano-load`), and the request rate
-//! and p95 latency since the previous sample.
+//! in flight and last request, the load they report (`x-tucano-load`), and the rate of
+//! requests arriving and the p95 latency of those answered since the previous sample.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tucano_core::ServiceName;
 use tucano_core::autoscale::{ReplicaLoad, ServiceSignals, SignalSource};
+use tucano_core::{InstanceId, ServiceName};
 
 use crate::clock;
 use crate::latency_histogram::{BUCKETS, quantile};
 use crate::routing_table::RoutingTable;
 
-/// Samples a [`RoutingTable`] periodically; remembers each service's request counts so the
-/// next sample measures the interval between the two.
+/// Samples a [`RoutingTable`] periodically; remembers each service's latency counts and each
+/// endpoint's count of requests sent so the next sample measures the interval between the two.
 ///
-/// Counts live with the endpoints: requests answered by an instance that left the table
-/// between two samples are missed by the second one.
+/// Counts live with the endpoints: requests sent to or answered by an instance that left the
+/// table between two samples are missed by the second one.
 #[derive(Debug, Default)]
 pub struct SignalSampler {
     previous: HashMap<ServiceName, (u64, [u64; BUCKETS])>,
+    started: HashMap<InstanceId, u64>,
 }
 
 impl SignalSampler {
@@ -38,9 +39,17 @@ impl SignalSampler {
         now_ns: u64,
     ) -> Vec<(ServiceName, ServiceSignals)> {
         let mut seen = HashMap::with_capacity(self.previous.len());
+        let mut started = HashMap::with_capacity(self.started.len());
         let mut signals = Vec::new();
         for route in table.routes() {
             let mut totals = [0u64; BUCKETS];
+            let mut arrived = 0u64;
+            for backend in route.endpoints().iter() {
+                let count = backend.state().started();
+                let before = self.started.get(backend.instance()).copied().unwrap_or(0);
+                arrived += count.saturating_sub(before);
+                started.insert(*backend.instance(), count);
+            }
             let reported: Vec<f64> = route
                 .endpoints()
                 .iter()
@@ -70,10 +79,9 @@ impl SignalSampler {
                     for ((slot, now), before) in interval.iter_mut().zip(&totals).zip(before) {
                         *slot = now.saturating_sub(*before);
                     }
-                    let requests: u64 = interval.iter().sum();
                     let seconds = Duration::from_nanos(now_ns - at).as_secs_f64();
                     (
-                        Some(requests as f64 / seconds),
+                        Some(arrived as f64 / seconds),
                         quantile(&interval, 0.95).map(Duration::from_nanos),
                     )
                 }
@@ -94,6 +102,7 @@ impl SignalSampler {
             ));
         }
         self.previous = seen;
+        self.started = started;
         signals
     }
 }
@@ -167,16 +176,20 @@ mod tests {
 
         let route = table.route("web").unwrap();
         let busy = route.endpoints().get(0).unwrap().state().clone();
+        // 20 requests sent and answered, and one more sent, still in flight.
         for _ in 0..19 {
+            drop(busy.track());
             busy.observe(5 * MS, false, start + 10 * MS);
         }
+        drop(busy.track());
         busy.observe(100 * MS, false, start + 20 * MS);
         let _in_flight = busy.track();
         busy.report_load(0.5);
         let second = sampler.sample(&table, start + 1_000 * MS);
         let signals = &second[0].1;
         assert_eq!(signals.at, Duration::from_nanos(start + 1_000 * MS));
-        assert!((signals.request_rate.unwrap() - 20.0).abs() < 1e-9);
+        // The rate counts requests sent (21), answered or not.
+        assert!((signals.request_rate.unwrap() - 21.0).abs() < 1e-9);
         let p95 = signals.latency_p95.unwrap();
         assert!(
             p95 >= Duration::from_millis(5) && p95 <= Duration::from_micros(6_300),

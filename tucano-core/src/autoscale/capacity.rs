@@ -13,11 +13,19 @@
 //! (under a steady 25 requests/s of 50 ms, one instant's count in the simulator grew the
 //! service to 2–3 replicas where 1 serves at a third of its capacity). While replicas are
 //! starting (fewer serve than the desired count), a full service waits for them instead of
-//! adding more.
+//! adding more, for at most [`STARTING_WAIT`]: a replica that never serves (it cannot be
+//! placed, it crashes, a rolling update holds it back) must not stop the service from growing.
+//!
+//! In-flight counts include requests queued on a replica, which a new replica cannot take: a
+//! full service to which no request arrived since the previous round (its `request_rate` is
+//! 0 and none waits) is left as it is, since another replica would have nothing to serve.
 
 use std::time::Duration;
 
 use super::{Recommendation, ScalingPolicy, ServiceSignals};
+
+/// Longest a full service waits for its starting replicas before adding more anyway.
+pub const STARTING_WAIT: Duration = Duration::from_secs(30);
 
 /// The capacity policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +36,8 @@ pub struct Capacity {
     pub idle_timeout: Duration,
     /// The service was full at the previous round.
     full_before: bool,
+    /// Since when fewer replicas serve than are desired.
+    starting_since: Option<Duration>,
 }
 
 impl Capacity {
@@ -37,7 +47,19 @@ impl Capacity {
             max_in_flight,
             idle_timeout,
             full_before: false,
+            starting_since: None,
         }
+    }
+
+    /// Whether replicas are starting and the service should wait for them: fewer serve than
+    /// `current`, for less than [`STARTING_WAIT`].
+    fn waiting_for_starts(&mut self, current: u32, serving: usize, at: Duration) -> bool {
+        if current as usize <= serving {
+            self.starting_since = None;
+            return false;
+        }
+        let since = *self.starting_since.get_or_insert(at);
+        at.saturating_sub(since) < STARTING_WAIT
     }
 
     /// Why the service is full, if it is.
@@ -67,12 +89,18 @@ impl Capacity {
 
 impl ScalingPolicy for Capacity {
     fn recommend(&mut self, current: u32, signals: &ServiceSignals) -> Option<Recommendation> {
-        let replicas = signals.replicas.as_ref()?;
-        if replicas.is_empty() {
+        let Some(replicas) = signals.replicas.as_ref().filter(|r| !r.is_empty()) else {
+            self.full_before = false;
             return None;
-        }
+        };
+        let starting = self.waiting_for_starts(current, replicas.len(), signals.at);
         if let Some(full) = self.full(replicas, signals.waiting) {
-            let starting = current as usize > replicas.len();
+            let arriving =
+                signals.request_rate.is_none_or(|rate| rate > 0.0) || signals.waiting > 0;
+            if !arriving {
+                self.full_before = false;
+                return None;
+            }
             let confirmed = std::mem::replace(&mut self.full_before, !starting);
             return (confirmed && !starting).then(|| {
                 self.full_before = false;
@@ -201,6 +229,45 @@ mod tests {
         // Once it serves (and is full too), one more after two rounds.
         let all = signals(11, &[(2, Some(11)), (3, Some(11)), (2, Some(11))]);
         assert_eq!(twice(&mut policy, 3, &all), Some(4));
+    }
+
+    #[test]
+    fn a_replica_that_never_serves_holds_scale_ups_back_only_for_a_while() {
+        let mut policy = Capacity::new(2, SECOND * 30);
+        let full_at = |at: u64| signals(at, &[(2, Some(at)), (2, Some(at))]);
+        // Three desired, two ever serve.
+        for at in 0..30 {
+            assert_eq!(policy.recommend(3, &full_at(at)), None, "at {at} s");
+        }
+        assert_eq!(policy.recommend(3, &full_at(30)), None);
+        assert_eq!(
+            policy.recommend(3, &full_at(31)).map(|r| r.replicas),
+            Some(4)
+        );
+    }
+
+    #[test]
+    fn a_backlog_with_nothing_arriving_adds_no_replica() {
+        let mut policy = Capacity::new(2, SECOND * 30);
+        let mut backlog = signals(10, &[(9, Some(10)), (2, Some(10))]);
+        backlog.request_rate = Some(0.0);
+        assert_eq!(twice(&mut policy, 2, &backlog), None);
+        // Requests arriving again, or waiting at the balancer: full as before.
+        backlog.request_rate = Some(40.0);
+        assert_eq!(twice(&mut policy, 2, &backlog), Some(3));
+        backlog.request_rate = Some(0.0);
+        backlog.waiting = 1;
+        assert_eq!(twice(&mut policy, 2, &backlog), Some(3));
+    }
+
+    #[test]
+    fn rounds_without_replica_loads_break_the_two_in_a_row() {
+        let mut policy = Capacity::new(2, SECOND * 30);
+        let full = signals(10, &[(2, Some(10)), (2, Some(10))]);
+        assert_eq!(policy.recommend(2, &full), None);
+        assert_eq!(policy.recommend(2, &ServiceSignals::default()), None);
+        assert_eq!(policy.recommend(2, &full), None);
+        assert_eq!(policy.recommend(2, &full).map(|r| r.replicas), Some(3));
     }
 
     #[test]

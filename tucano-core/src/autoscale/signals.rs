@@ -26,7 +26,8 @@ pub struct ServiceSignals {
     pub replicas: Option<Vec<ReplicaLoad>>,
     /// Requests waiting for a replica (the activator's queue while the service has none).
     pub waiting: u32,
-    /// Requests per second arriving at the service.
+    /// Requests per second arriving at the service (sent to a replica, answered or not) since
+    /// the previous sample.
     pub request_rate: Option<f64>,
     /// 95th percentile response time.
     pub latency_p95: Option<Duration>,
