@@ -20,10 +20,12 @@ pub struct UsageSignals {
 }
 
 /// The usage signals of `service` at `now`. Usage received more than `max_age` before `now`
-/// is stale, and one running instance with stale usage makes every figure missing: a worker
-/// that went quiet may be running the busiest instances, and a mean of the others could scale
-/// the service down (missing never does). Instances that have reported no usage yet (it takes
-/// two samples) are left out.
+/// is stale (the controller replaces an instance's usage with every report of it, so only a
+/// worker that stopped reporting leaves it stale), and one running instance with stale usage
+/// makes every figure missing: that worker may be running the busiest instances, and a mean of
+/// the others could scale the service down (missing never does). Instances without the figure
+/// are left out of its mean: memory comes with a worker's first sample, CPU with its second,
+/// and a sample that failed reports neither.
 pub fn usage_signals(service: &ServiceView, now: SystemTime, max_age: Duration) -> UsageSignals {
     let running = || {
         service

@@ -161,12 +161,12 @@ impl Engine {
             }
             (InstanceState::Running | InstanceState::Terminating, _, true) => {
                 instance.confirmed_at = Some((report.boot_id, report.generation));
-                if let Some(usage) = reported.usage {
-                    instance.usage = Some(MeasuredUsage {
-                        received_at: SystemTime::now(),
-                        usage,
-                    });
-                }
+                // A report without usage (its sample failed) clears the old one: usage only
+                // goes stale when the worker stops reporting.
+                instance.usage = reported.usage.map(|usage| MeasuredUsage {
+                    received_at: SystemTime::now(),
+                    usage,
+                });
             }
             (InstanceState::Deploying, _, true) => {}
             (InstanceState::Pending, LocalState::Running, _) if !instance.start_in_flight => {

@@ -144,22 +144,26 @@ impl WorkerInner {
     }
 
     /// Samples every running instance's usage through the runtime, at most
-    /// [`USAGE_CONCURRENCY`] at once, the whole round bounded by [`SAMPLE_TIMEOUT`] (an
-    /// instance not sampled in time reports no usage this round); at most one round per half
-    /// heartbeat interval. A sample counts as taken halfway through its call.
+    /// [`USAGE_CONCURRENCY`] at once, the longest unsampled first, the whole round bounded by
+    /// [`SAMPLE_TIMEOUT`] (an instance not sampled in time reports no usage this round); at
+    /// most one round per half heartbeat interval. A sample counts as taken halfway through
+    /// its call.
     async fn sample_usage(&self, tracker: &mut UsageTracker) {
         let now = Instant::now();
         let min_interval = (self.config.heartbeat_interval / 2).max(MIN_USAGE_INTERVAL);
         if !tracker.due(now, min_interval) {
             return;
         }
-        let running: Vec<_> = self
+        let mut running: Vec<_> = self
             .table()
             .entries
             .iter()
             .filter(|(_, i)| i.state == LocalState::Running)
             .map(|(id, i)| (*id, i.resources))
             .collect();
+        // Never sampled first, then the longest ago: when a round cannot sample every
+        // instance in time, the next one starts with those it missed.
+        running.sort_by_key(|(id, _)| tracker.last_sampled(id));
         tracker.begin_round(
             now,
             &running.iter().map(|(id, _)| *id).collect::<HashSet<_>>(),

@@ -59,6 +59,12 @@ impl UsageTracker {
         }
     }
 
+    /// When `id` was last sampled successfully, if ever: rounds sample the longest-waiting
+    /// instances first.
+    pub fn last_sampled(&self, id: &InstanceId) -> Option<Instant> {
+        self.instances.get(id)?.previous.map(|(_, at)| at)
+    }
+
     /// The latest usage of `id`, if its latest sample succeeded.
     pub fn latest(&self, id: &InstanceId) -> Option<InstanceUsage> {
         self.instances.get(id)?.latest
@@ -111,6 +117,27 @@ mod tests {
 
     fn request(cpus: f64, memory_mb: u64) -> Option<Resources> {
         Some(Resources { cpus, memory_mb })
+    }
+
+    #[test]
+    fn the_longest_unsampled_instances_come_first() {
+        let (a, b, c) = (InstanceId::new(), InstanceId::new(), InstanceId::new());
+        let t0 = Instant::now();
+        let mut tracker = UsageTracker::default();
+        tracker.begin_round(t0, &[a, b, c].into_iter().collect());
+        tracker.record(a, None, Some(sample(1, 1)), t0);
+        tracker.record(b, None, Some(sample(1, 1)), t0 + Duration::from_millis(10));
+        // c's sample failed: it was never sampled.
+        tracker.record(c, None, None, t0);
+        let mut order = vec![b, a, c];
+        order.sort_by_key(|id| tracker.last_sampled(id));
+        assert_eq!(order, [c, a, b]);
+        // A failure keeps the time of the last success.
+        tracker.record(b, None, None, t0 + Duration::from_secs(1));
+        assert_eq!(
+            tracker.last_sampled(&b),
+            Some(t0 + Duration::from_millis(10))
+        );
     }
 
     #[test]
