@@ -541,16 +541,29 @@ async fn the_autoscaling_loop_lists_only_autoscaled_services_not_being_deleted()
         .create_service(autoscaled("going"))
         .await
         .unwrap();
-    h.controller.delete_service("going").await.unwrap();
-    let names: Vec<String> = h
-        .controller
-        .autoscaled_services()
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.name.to_string())
-        .collect();
-    assert_eq!(names, ["auto"]);
-    let all = h.controller.list_services().await.unwrap();
-    assert!(all.iter().any(|s| s.name.as_str() == "plain"));
+    h.wait_for("going", |v| count(v, InstanceState::Running) == 1)
+        .await;
+    // Asked while the delete of "going" waits for its instance to stop.
+    let (deleted, autoscaled, all) = tokio::join!(
+        h.controller.delete_service("going"),
+        h.controller.autoscaled_services(),
+        h.controller.list_services()
+    );
+    assert!(
+        matches!(deleted, Ok(DeleteOutcome::Deleted(_))),
+        "{deleted:?}"
+    );
+    let names = |views: Vec<tucano_core::wire::ServiceView>| -> Vec<String> {
+        let mut names: Vec<String> = views.iter().map(|s| s.name.to_string()).collect();
+        names.sort();
+        names
+    };
+    let all = all.unwrap();
+    assert!(
+        all.iter().any(|s| s.name.as_str() == "going" && s.deleting),
+        "the delete was not in progress: {:?}",
+        names(all.clone())
+    );
+    assert_eq!(names(all), ["auto", "going", "plain"]);
+    assert_eq!(names(autoscaled.unwrap()), ["auto"]);
 }

@@ -124,6 +124,10 @@ fn write_puts_every_table_and_chart_in_the_directory() {
         || std::path::Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists()
         || std::path::Path::new("/usr/share/fonts/TTF/DejaVuSans.ttf").exists();
     if !font {
+        assert!(
+            std::env::var_os("TUCANO_REQUIRE_FONT").is_none(),
+            "TUCANO_REQUIRE_FONT is set but no TrueType font is installed"
+        );
         println!(
             "SKIPPED write_puts_every_table_and_chart_in_the_directory: no TrueType font (install fonts-dejavu-core or set TUCANO_PLOT_FONT)"
         );

@@ -1,4 +1,4 @@
-//! `burst`: 1000 requests arriving at 250/s (four seconds) to a service scaled by the
+//! `burst`: 1000 requests arriving at 150/s (about 7 s; one replica serves 80/s) to a service scaled by the
 //! `capacity` policy (4 requests per replica, 10 s idle timeout, 1..=16 replicas) behind
 //! least connections. Replicas rise while the burst lasts, then fall back to the minimum.
 
@@ -22,7 +22,7 @@ pub fn compute(seed: u64) -> Result<Results, SimError> {
         seed,
         autoscaled_cluster(),
         SERVICE_TIME,
-        LoadProfile::burst(REQUESTS, 250.0, Duration::from_secs(60)),
+        LoadProfile::burst(REQUESTS, 150.0, Duration::from_secs(60)),
         "least_connections",
         Scaling::Autoscale(spec),
     );
