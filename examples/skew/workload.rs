@@ -3,7 +3,8 @@
 //! statistics and tables.
 //!
 //! Used by `examples/skew.rs` (as its `workload` module) and by `tests/skew.rs` (included by
-//! path), so it depends on nothing but the `tucano` crate and the standard library.
+//! path), so it depends on nothing but the `tucano` and `tucano-sim` crates and the standard
+//! library.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -158,31 +159,9 @@ pub fn endpoints(addresses: &[SocketAddr]) -> Result<Vec<Endpoint>, String> {
         .collect()
 }
 
-/// SplitMix64: a small seeded generator for the workload (arrivals, jitter), separate from
-/// the policies' own generator (`tucano::lb::rng`).
-#[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator starting from `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut x = self.0;
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^ (x >> 31)
-    }
-
-    /// A number in `[0, 1)`.
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-}
+/// The workload's seeded generator (arrivals, jitter), separate from the policies' own
+/// generator (`tucano::lb::rng`): the simulator's SplitMix64.
+pub use tucano_sim::SplitMix64;
 
 /// A Poisson arrival process: exponential gaps of mean `1 / rate`, from time 0, seeded.
 #[derive(Clone, Debug)]
@@ -253,14 +232,7 @@ impl Recorder {
         self.latencies_ns.sort_unstable();
         let sorted = &self.latencies_ns;
         let n = sorted.len();
-        let quantile = |q: f64| -> u64 {
-            if n == 0 {
-                return 0;
-            }
-            // Nearest rank: the smallest value with at least q of the samples at or below it.
-            let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
-            sorted[rank - 1]
-        };
+        let quantile = |q: f64| tucano_sim::nearest_rank(sorted, q).unwrap_or(0);
         let total: u128 = sorted.iter().map(|&l| u128::from(l)).sum();
         let answered: u64 = self.per_backend.iter().sum();
         let mut shares = [0.0; BACKENDS];
